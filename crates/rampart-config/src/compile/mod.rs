@@ -1,0 +1,488 @@
+//! Compiles the file model into a [`Snapshot`], collecting every problem.
+
+mod pipeline;
+pub mod tls;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_core::{Cidr, CompileCx, IpTable};
+use rampart_stages::iprules::IpRules;
+
+use crate::model::{
+    ApiConfig, ConfigFile, EventsConfig, LimitsConfig, ListenerConfig, ProxyConfig, UpstreamConfig,
+};
+use crate::snapshot::{
+    Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings, Snapshot, Source,
+    Target, Upstream,
+};
+
+pub use pipeline::build_pipeline;
+
+/// Compiles a file model. `base_dir` is where relative paths (certificates, databases) start.
+pub fn compile(
+    file: &ConfigFile,
+    base_dir: &Path,
+    source: Source,
+    cx: &mut CompileCx,
+) -> Option<Snapshot> {
+    let lists = cx.at("lists", |cx| compile_lists(&file.lists, cx));
+    let listeners = cx.at("listeners", |cx| {
+        compile_listeners(&file.listeners, base_dir, cx)
+    });
+    let admin = file.admin.as_ref().and_then(|a| {
+        cx.at("admin", |cx| {
+            let bind = cx.at("bind", |cx| parse_addr(&a.bind, cx));
+            let token = match &a.token {
+                Some(t) => cx
+                    .at("token", |cx| resolve_secret(t, base_dir, cx))
+                    .map(Some),
+                None => Some(None),
+            };
+            Some(Admin {
+                bind: bind?,
+                token: token?,
+            })
+        })
+    });
+    let upstreams = cx.at("upstreams", |cx| {
+        let mut out = BTreeMap::new();
+        for (name, u) in &file.upstreams {
+            if let Some(up) = cx.at(name.clone(), |cx| compile_upstream(name, u, base_dir, cx)) {
+                out.insert(name.clone(), Arc::new(up));
+            }
+        }
+        out
+    });
+    let global_ip = cx
+        .at("ip_rules", |cx| {
+            IpRules::compile(&file.ip_rules, &lists, cx)
+        })
+        .map(Arc::new);
+    let mut names = HashSet::new();
+    let apis: Vec<Arc<Api>> = cx.at("apis", |cx| {
+        file.apis
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                cx.at(format!("[{i}]"), |cx| {
+                    if !names.insert(a.name.clone()) {
+                        cx.at("name", |cx| {
+                            cx.error(format!("duplicate API name \"{}\"", a.name))
+                        });
+                    }
+                    compile_api(
+                        a,
+                        &upstreams,
+                        &file.upstreams,
+                        &lists,
+                        global_ip.as_ref(),
+                        cx,
+                    )
+                })
+            })
+            .map(Arc::new)
+            .collect()
+    });
+    let events = cx.at("events", |cx| compile_events(&file.events, base_dir, cx));
+    let proxy = cx.at("proxy", |cx| compile_proxy(&file.proxy, cx));
+    if file.listeners.is_empty() {
+        cx.at("listeners", |cx| {
+            cx.error("at least one listener is needed")
+        });
+    }
+    let unrouted = build_pipeline(global_ip.as_ref(), None);
+    if !cx.is_ok() {
+        return None;
+    }
+    Some(Snapshot {
+        listeners,
+        admin,
+        upstreams,
+        apis,
+        unrouted,
+        lists,
+        events: events?,
+        proxy: proxy?,
+        source,
+    })
+}
+
+fn compile_lists(
+    lists: &BTreeMap<String, Vec<String>>,
+    cx: &mut CompileCx,
+) -> HashMap<String, Vec<Cidr>> {
+    let mut out = HashMap::new();
+    for (name, entries) in lists {
+        cx.at(name.clone(), |cx| {
+            let mut v = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                cx.at(format!("[{i}]"), |cx| match e.parse::<Cidr>() {
+                    Ok(c) => v.push(c),
+                    Err(err) => cx.error(err.to_string()),
+                });
+            }
+            out.insert(name.clone(), v);
+        });
+    }
+    out
+}
+
+fn compile_listeners(
+    ls: &[ListenerConfig],
+    base_dir: &Path,
+    cx: &mut CompileCx,
+) -> Vec<Arc<Listener>> {
+    let mut names = HashSet::new();
+    let mut binds = HashSet::new();
+    let mut out = Vec::new();
+    for (i, l) in ls.iter().enumerate() {
+        cx.at(format!("[{i}]"), |cx| {
+            if !names.insert(l.name.clone()) {
+                cx.at("name", |cx| {
+                    cx.error(format!("duplicate listener name \"{}\"", l.name))
+                });
+            }
+            let bind = cx.at("bind", |cx| {
+                let a = parse_addr(&l.bind, cx)?;
+                if !binds.insert(a) {
+                    cx.error(format!("address \"{a}\" is bound by another listener"));
+                }
+                Some(a)
+            });
+            let tls = match &l.tls {
+                Some(t) => cx
+                    .at("tls", |cx| tls::server_config(t, l.http2, base_dir, cx))
+                    .map(Some),
+                None => Some(None),
+            };
+            let client_auth = l
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_auth.as_ref())
+                .map(|c| c.mode)
+                .unwrap_or_default();
+            let limits = cx.at("limits", |cx| compile_limits(&l.limits, cx));
+            let mut trusted = IpTable::new();
+            cx.at("trusted_proxies", |cx| {
+                for (j, p) in l.trusted_proxies.iter().enumerate() {
+                    cx.at(format!("[{j}]"), |cx| match p.parse::<Cidr>() {
+                        Ok(c) => {
+                            trusted.insert(c, ());
+                        }
+                        Err(e) => cx.error(e.to_string()),
+                    });
+                }
+            });
+            if let (Some(bind), Some(tls), Some(limits)) = (bind, tls, limits) {
+                out.push(Arc::new(Listener {
+                    name: Arc::from(l.name.as_str()),
+                    bind,
+                    tls,
+                    client_auth,
+                    limits,
+                    trusted_proxies: trusted,
+                    http2: l.http2,
+                }));
+            }
+        });
+    }
+    out
+}
+
+fn compile_limits(l: &LimitsConfig, cx: &mut CompileCx) -> Option<Limits> {
+    let before = cx.diagnostics().len();
+    let positive = |cx: &mut CompileCx, key: &str, v: u64| {
+        if v == 0 {
+            cx.at(key.to_owned(), |cx| cx.error("must be greater than 0"));
+        }
+    };
+    positive(cx, "max_connections", u64::from(l.max_connections));
+    positive(
+        cx,
+        "max_connections_per_ip",
+        u64::from(l.max_connections_per_ip),
+    );
+    positive(cx, "header_read_timeout_ms", l.header_read_timeout_ms);
+    positive(cx, "handshake_timeout_ms", l.handshake_timeout_ms);
+    positive(cx, "idle_timeout_ms", l.idle_timeout_ms);
+    positive(
+        cx,
+        "h2_max_concurrent_streams",
+        u64::from(l.h2_max_concurrent_streams),
+    );
+    if l.max_header_bytes < 1024 {
+        cx.at("max_header_bytes", |cx| cx.error("must be at least 1024"));
+    }
+    if l.max_headers == 0 {
+        cx.at("max_headers", |cx| cx.error("must be greater than 0"));
+    }
+    if l.max_connections_per_ip > l.max_connections {
+        cx.at("max_connections_per_ip", |cx| {
+            cx.error("must not exceed max_connections")
+        });
+    }
+    (cx.diagnostics().len() == before).then(|| Limits {
+        max_connections: l.max_connections as usize,
+        max_connections_per_ip: l.max_connections_per_ip as usize,
+        handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
+        header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(l.idle_timeout_ms),
+        max_header_bytes: l.max_header_bytes as usize,
+        max_headers: l.max_headers as usize,
+        max_body_bytes: l.max_body_bytes,
+        min_body_rate_bytes_per_sec: l.min_body_rate_bytes_per_sec,
+        body_rate_grace: Duration::from_millis(l.body_rate_grace_ms),
+        h2_max_concurrent_streams: l.h2_max_concurrent_streams,
+        h2_max_pending_reset_streams: l.h2_max_pending_reset_streams as usize,
+    })
+}
+
+fn compile_upstream(
+    name: &str,
+    u: &UpstreamConfig,
+    base_dir: &Path,
+    cx: &mut CompileCx,
+) -> Option<Upstream> {
+    let before = cx.diagnostics().len();
+    let mut targets = Vec::new();
+    cx.at("targets", |cx| {
+        if u.targets.is_empty() {
+            cx.error("at least one target is needed");
+        }
+        for (i, t) in u.targets.iter().enumerate() {
+            cx.at(format!("[{i}]"), |cx| match parse_target(t) {
+                Ok(t) => targets.push(t),
+                Err(e) => cx.error(e),
+            });
+        }
+    });
+    if u.connect_timeout_ms == 0 {
+        cx.at("connect_timeout_ms", |cx| {
+            cx.error("must be greater than 0")
+        });
+    }
+    if u.request_timeout_ms == 0 {
+        cx.at("request_timeout_ms", |cx| {
+            cx.error("must be greater than 0")
+        });
+    }
+    let needs_tls = targets
+        .iter()
+        .any(|t: &Target| t.scheme == http::uri::Scheme::HTTPS);
+    let tls = if needs_tls || u.tls.is_some() {
+        let cfg = u.tls.clone().unwrap_or_default();
+        cx.at("tls", |cx| tls::client_config(&cfg, base_dir, cx))
+    } else {
+        None
+    };
+    (cx.diagnostics().len() == before).then(|| Upstream {
+        name: Arc::from(name),
+        targets,
+        connect_timeout: Duration::from_millis(u.connect_timeout_ms),
+        request_timeout: Duration::from_millis(u.request_timeout_ms),
+        tls,
+        max_failures: u.health.max_failures.max(1),
+        cooldown: Duration::from_millis(u.health.cooldown_ms),
+        max_idle_per_target: u.max_idle_per_target as usize,
+        pool_idle_timeout: Duration::from_millis(u.pool_idle_timeout_ms),
+        retries: u.retries,
+    })
+}
+
+fn parse_target(t: &str) -> Result<Target, String> {
+    let uri: http::Uri = t.parse().map_err(|_| format!("\"{t}\" is not a URL"))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("\"{t}\" needs a scheme (http:// or https://)"))?;
+    if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+        return Err(format!("\"{t}\": the scheme must be http or https"));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("\"{t}\" needs a host"))?;
+    if uri.query().is_some() {
+        return Err(format!("\"{t}\": a target cannot have a query"));
+    }
+    let path_prefix = uri.path().trim_end_matches('/').to_owned();
+    Ok(Target {
+        scheme,
+        authority,
+        path_prefix,
+    })
+}
+
+fn compile_api(
+    a: &ApiConfig,
+    upstreams: &BTreeMap<String, Arc<Upstream>>,
+    declared: &BTreeMap<String, UpstreamConfig>,
+    lists: &HashMap<String, Vec<Cidr>>,
+    global_ip: Option<&Arc<IpRules>>,
+    cx: &mut CompileCx,
+) -> Option<Api> {
+    let before = cx.diagnostics().len();
+    let upstream = cx.at("upstream", |cx| match upstreams.get(&a.upstream) {
+        Some(u) => Some(u.clone()),
+        None => {
+            // An upstream that is declared but failed to compile was already reported.
+            if !declared.contains_key(&a.upstream) {
+                cx.unknown("upstream", &a.upstream, declared.keys());
+            }
+            None
+        }
+    });
+    let hosts = cx.at("hosts", |cx| {
+        a.hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| cx.at(format!("[{i}]"), |cx| host_pattern(h, cx)))
+            .collect::<Vec<_>>()
+    });
+    let base_path = cx.at("base_path", |cx| {
+        if !a.base_path.starts_with('/') || a.base_path.contains(['?', '#', ' ']) {
+            cx.error(format!(
+                "\"{}\" must be a path starting with /",
+                a.base_path
+            ));
+        }
+        let trimmed = a.base_path.trim_end_matches('/');
+        if trimmed.is_empty() {
+            "/".to_owned()
+        } else {
+            trimmed.to_owned()
+        }
+    });
+    let ip = cx
+        .at("ip_rules", |cx| IpRules::compile(&a.ip_rules, lists, cx))
+        .filter(|r| !r.is_empty())
+        .map(Arc::new);
+    if a.request_body.max_inspect_bytes == 0 {
+        cx.at("request_body", |cx| {
+            cx.at("max_inspect_bytes", |cx| cx.error("must be greater than 0"))
+        });
+    }
+    if cx.diagnostics().len() != before {
+        return None;
+    }
+    Some(Api {
+        name: Arc::from(a.name.as_str()),
+        hosts,
+        base_path,
+        strip_base_path: a.strip_base_path,
+        upstream: upstream?,
+        pipeline: build_pipeline(global_ip, ip.as_ref()),
+        max_inspect_bytes: a.request_body.max_inspect_bytes,
+        oversize: a.request_body.oversize,
+    })
+}
+
+fn host_pattern(h: &str, cx: &mut CompileCx) -> Option<HostPattern> {
+    let h = h.to_ascii_lowercase();
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    };
+    if let Some(suffix) = h.strip_prefix("*.") {
+        if valid(suffix) {
+            return Some(HostPattern::Wildcard(format!(".{suffix}")));
+        }
+    } else if valid(&h) {
+        return Some(HostPattern::Exact(h));
+    }
+    cx.error(format!("\"{h}\" is not a host name or *.wildcard"));
+    None
+}
+
+fn compile_events(e: &EventsConfig, base_dir: &Path, cx: &mut CompileCx) -> Option<Events> {
+    if e.channel_capacity == 0 {
+        cx.at("channel_capacity", |cx| cx.error("must be greater than 0"));
+        return None;
+    }
+    Some(Events {
+        sqlite: (e.sqlite != "off").then(|| base_dir.join(&e.sqlite)),
+        retention: Duration::from_secs(u64::from(e.retention_days) * 86_400),
+        max_events: e.max_events,
+        jsonl: output(&e.jsonl, base_dir),
+        channel_capacity: e.channel_capacity as usize,
+        access_log: output(&e.access_log, base_dir),
+    })
+}
+
+fn output(s: &str, base_dir: &Path) -> Output {
+    match s {
+        "off" | "" => Output::Off,
+        "stdout" => Output::Stdout,
+        path => Output::File(base_dir.join(path)),
+    }
+}
+
+fn compile_proxy(p: &ProxyConfig, cx: &mut CompileCx) -> Option<ProxySettings> {
+    let header = |cx: &mut CompileCx, key: &str, v: &str| {
+        cx.at(key.to_owned(), |cx| {
+            match http::HeaderName::from_bytes(v.as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    cx.error(format!("\"{v}\" is not a valid header name"));
+                    None
+                }
+            }
+        })
+    };
+    let rid = header(cx, "request_id_header", &p.request_id_header);
+    let cc = header(cx, "client_cert_header", &p.client_cert_header);
+    Some(ProxySettings {
+        request_id_header: rid?,
+        client_cert_header: cc?,
+        shutdown_grace: Duration::from_millis(p.shutdown_grace_ms),
+        trust_request_id_from_proxies: p.trust_request_id_from_proxies,
+    })
+}
+
+fn parse_addr(s: &str, cx: &mut CompileCx) -> Option<SocketAddr> {
+    match s.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            let help = if s.parse::<std::net::IpAddr>().is_ok() {
+                "add a port, as in 0.0.0.0:8080"
+            } else {
+                "write an IP and a port, as in 127.0.0.1:8080 or [::]:8443"
+            };
+            cx.error_with_help(format!("\"{s}\" is not a socket address"), help);
+            None
+        }
+    }
+}
+
+/// Resolves a secret reference: `env:NAME`, `file:path` (relative to the config), or a literal.
+pub fn resolve_secret(value: &str, base_dir: &Path, cx: &mut CompileCx) -> Option<String> {
+    if let Some(var) = value.strip_prefix("env:") {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => {
+                cx.error(format!("environment variable \"{var}\" is not set"));
+                None
+            }
+        }
+    } else if let Some(path) = value.strip_prefix("file:") {
+        match std::fs::read_to_string(resolve_path(base_dir, path)) {
+            Ok(v) => Some(v.trim_end_matches(['\n', '\r']).to_owned()),
+            Err(e) => {
+                cx.error(format!("cannot read \"{path}\": {e}"));
+                None
+            }
+        }
+    } else {
+        Some(value.to_owned())
+    }
+}
+
+/// Resolves a path from the config file against its directory.
+pub fn resolve_path(base_dir: &Path, p: &str) -> PathBuf {
+    base_dir.join(p)
+}

@@ -1,0 +1,23 @@
+//! Configuration: the YAML model, its compilation into an immutable [`Snapshot`], and
+//! diagnostics that show every problem at once with file, line, column and a caret.
+//!
+//! The flow is `text → yaml::Node (positions) → de::from_node (model, problems) →
+//! compile (Snapshot, problems)`. Problems found by the compiler carry a path
+//! (`apis[0].upstream`) that is resolved to a position through the node tree, so the compiler
+//! never deals with positions itself.
+
+pub mod compile;
+pub mod de;
+mod load;
+pub mod model;
+pub mod render;
+mod snapshot;
+pub mod yaml;
+
+pub use compile::build_pipeline;
+pub use compile::tls::provider as crypto_provider;
+pub use load::{load_file, load_str, reload_conflicts, ConfigError};
+pub use snapshot::{
+    path_has_prefix, Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings,
+    Snapshot, Source, Target, Upstream,
+};

@@ -1,0 +1,134 @@
+//! Loading a configuration file: read, parse, decode, compile, with every problem at once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rampart_core::{CompileCx, Diagnostic};
+
+use crate::model::ConfigFile;
+use crate::snapshot::{Snapshot, Source};
+use crate::{compile, de, render, yaml};
+
+/// A configuration that did not compile: every problem, positioned.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file's name as shown.
+    pub file: String,
+    /// Its text (empty when it could not be read).
+    pub text: String,
+    /// The problems, each with a position when one is known.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ConfigError {
+    /// Renders the problems with carets.
+    pub fn render(&self) -> String {
+        render::render(&self.diagnostics, &self.file, &self.text)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and compiles a configuration file.
+pub fn load_file(path: &Path) -> Result<Snapshot, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        text: String::new(),
+        diagnostics: vec![Diagnostic {
+            path: String::new(),
+            message: format!("cannot read the configuration: {e}"),
+            help: None,
+            file: None,
+            span: None,
+        }],
+    })?;
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    load_str(&text, &file, &base_dir)
+}
+
+/// Compiles configuration text. `name` is shown in messages; relative paths start at
+/// `base_dir`.
+pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Snapshot, ConfigError> {
+    let fail = |diagnostics| ConfigError {
+        file: name.to_owned(),
+        text: text.to_owned(),
+        diagnostics,
+    };
+    let root = yaml::parse(text).map_err(|e| {
+        fail(vec![Diagnostic {
+            path: String::new(),
+            message: format!("invalid YAML: {}", e.message),
+            help: None,
+            file: None,
+            span: Some(e.span),
+        }])
+    })?;
+    let (model, mut diagnostics) = de::from_node::<ConfigFile>(&root);
+    let mut cx = CompileCx::new();
+    let snapshot = model.as_ref().and_then(|m| {
+        compile::compile(
+            m,
+            base_dir,
+            Source {
+                name: name.to_owned(),
+                text: text.to_owned(),
+            },
+            &mut cx,
+        )
+    });
+    diagnostics.extend(cx.into_diagnostics());
+    if diagnostics.is_empty() {
+        if let Some(s) = snapshot {
+            return Ok(s);
+        }
+    }
+    for d in &mut diagnostics {
+        if d.span.is_none() {
+            d.span = Some(root.find(&d.path).span);
+        }
+    }
+    diagnostics.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
+    Err(fail(diagnostics))
+}
+
+/// Checks that `new` can replace `old` without a restart: listener and admin addresses cannot
+/// change while running. Returns the problems, empty when the reload may go ahead.
+pub fn reload_conflicts(old: &Snapshot, new: &Snapshot) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let binds = |s: &Snapshot| {
+        s.listeners
+            .iter()
+            .map(|l| (l.name.to_string(), l.bind))
+            .collect::<Vec<_>>()
+    };
+    if binds(old) != binds(new) {
+        out.push(Diagnostic {
+            path: "listeners".to_owned(),
+            message: "listener names and addresses cannot change on reload; restart to apply"
+                .to_owned(),
+            help: None,
+            file: None,
+            span: None,
+        });
+    }
+    if old.admin.as_ref().map(|a| a.bind) != new.admin.as_ref().map(|a| a.bind) {
+        out.push(Diagnostic {
+            path: "admin.bind".to_owned(),
+            message: "the admin address cannot change on reload; restart to apply".to_owned(),
+            help: None,
+            file: None,
+            span: None,
+        });
+    }
+    out
+}

@@ -1,0 +1,377 @@
+//! The configuration file as written: plain serde structs mirroring the YAML.
+//!
+//! Every struct rejects unknown keys; units are in key names (`_ms`, `_bytes`); secrets are
+//! `env:NAME` or `file:path` references. Defaults are safe ones and are documented here and in
+//! `docs/configuration.md`. The compiled, immutable form is [`crate::Snapshot`].
+
+use std::collections::BTreeMap;
+
+use rampart_stages::iprules::IpRuleConfig;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where clients connect.
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    /// The admin listener (metrics, health); off when absent.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// Named upstream pools.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Named lists of addresses and prefixes, usable by `ip_rules` (and later, by rules).
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
+    /// The APIs behind the gateway.
+    #[serde(default)]
+    pub apis: Vec<ApiConfig>,
+    /// IP rules for every request, before routing.
+    #[serde(default)]
+    pub ip_rules: Vec<IpRuleConfig>,
+    /// Security events: where they are stored and exported.
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// Proxy-wide settings.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+}
+
+/// One listener.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// A name for events and metrics.
+    pub name: String,
+    /// The address to bind, such as `0.0.0.0:8443` or `[::]:8080`.
+    pub bind: String,
+    /// TLS termination; plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Connection-level protections.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Offer HTTP/2 (ALPN `h2` on TLS, prior knowledge on plain HTTP).
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+/// TLS termination settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificates; the one whose names match the SNI is chosen, the first is the default.
+    pub certificates: Vec<CertificateConfig>,
+    /// Client certificate authentication (mutual TLS).
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthConfig>,
+    /// The lowest TLS version accepted: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_version: Option<String>,
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// The certificate chain (leaf first).
+    pub cert: String,
+    /// The private key.
+    pub key: String,
+    /// Server names this certificate serves; by default the DNS names of its SAN extension.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+/// Mutual TLS settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthConfig {
+    /// `required`, `optional` or `off`.
+    pub mode: ClientAuthMode,
+    /// The CA bundle that client certificates must chain to.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Certificate revocation lists (PEM) checked for every client certificate.
+    #[serde(default)]
+    pub crls: Vec<String>,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMode {
+    /// A certificate is asked for; a connection without one is refused.
+    Required,
+    /// A certificate is asked for; connections without one go on (unauthenticated).
+    Optional,
+    /// No certificate is asked for.
+    #[default]
+    Off,
+}
+
+/// Connection-level limits: every limit has a safe default.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open connections on this listener at once.
+    pub max_connections: u32,
+    /// Open connections from one client IP at once.
+    pub max_connections_per_ip: u32,
+    /// Time allowed for a TLS handshake.
+    pub handshake_timeout_ms: u64,
+    /// Time allowed to send the whole request head (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Idle time allowed between requests on a keep-alive connection.
+    pub idle_timeout_ms: u64,
+    /// Largest request head (request line and headers together).
+    pub max_header_bytes: u32,
+    /// Most header fields in one request.
+    pub max_headers: u32,
+    /// Largest request body.
+    pub max_body_bytes: u64,
+    /// Slowest body upload accepted once `body_rate_grace_ms` has passed (slow POST).
+    pub min_body_rate_bytes_per_sec: u64,
+    /// How long a body upload may be slower than the minimum rate.
+    pub body_rate_grace_ms: u64,
+    /// Concurrent HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 streams a client may reset before they are served; beyond, the connection is
+    /// closed (CVE-2023-44487 rapid reset).
+    pub h2_max_pending_reset_streams: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            handshake_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_body_bytes: 32 * 1024 * 1024,
+            min_body_rate_bytes_per_sec: 1024,
+            body_rate_grace_ms: 10_000,
+            h2_max_concurrent_streams: 128,
+            h2_max_pending_reset_streams: 32,
+        }
+    }
+}
+
+/// The admin listener.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The address to bind; keep it on loopback.
+    pub bind: String,
+    /// The bearer token (`env:NAME`, `file:path` or a literal).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// An upstream pool.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Target base URLs, `http://host:port` or `https://host:port`, chosen round robin.
+    pub targets: Vec<String>,
+    /// Time allowed to connect.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed from sending the request to receiving the response head.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// TLS to the upstream, for `https://` targets.
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsConfig>,
+    /// Passive health checking.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Idle pooled connections kept per target.
+    #[serde(default = "default_max_idle")]
+    pub max_idle_per_target: u32,
+    /// How long an idle pooled connection is kept.
+    #[serde(default = "default_pool_idle_ms")]
+    pub pool_idle_timeout_ms: u64,
+    /// Retries of idempotent requests (GET, HEAD, OPTIONS) on another target after a connect
+    /// error.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+/// TLS settings towards an upstream.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    /// The CA bundle the upstream's certificate must chain to; the system roots by default.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// The name to send and verify; the target's host by default.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Skips verification of the upstream's certificate. Insecure: for tests only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Passive health checking: a target that fails is skipped for a while.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Consecutive failures (connect errors, timeouts) that mark a target down.
+    pub max_failures: u32,
+    /// How long a target stays down before it is tried again.
+    pub cooldown_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: 3,
+            cooldown_ms: 10_000,
+        }
+    }
+}
+
+/// One API.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// A unique name.
+    pub name: String,
+    /// Host names it serves (`api.example.com`, `*.example.com`); any host when empty.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The path prefix it serves.
+    #[serde(default = "default_base_path")]
+    pub base_path: String,
+    /// Removes `base_path` before the request goes upstream.
+    #[serde(default)]
+    pub strip_base_path: bool,
+    /// The upstream pool's name.
+    pub upstream: String,
+    /// How request bodies are buffered for inspection.
+    #[serde(default)]
+    pub request_body: RequestBodyConfig,
+    /// IP rules for this API only, after the global ones.
+    #[serde(default)]
+    pub ip_rules: Vec<IpRuleConfig>,
+}
+
+/// Request body buffering for inspection.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestBodyConfig {
+    /// The most bytes buffered for stages that read the body.
+    pub max_inspect_bytes: u64,
+    /// What happens to a body larger than that: `reject` (413) or `inspect_prefix`.
+    pub oversize: Oversize,
+}
+
+impl Default for RequestBodyConfig {
+    fn default() -> Self {
+        Self {
+            max_inspect_bytes: 1024 * 1024,
+            oversize: Oversize::Reject,
+        }
+    }
+}
+
+/// What happens to a request body larger than `max_inspect_bytes`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Oversize {
+    /// 413, and an event.
+    #[default]
+    Reject,
+    /// The first `max_inspect_bytes` are inspected, the rest is forwarded unseen, and a
+    /// finding records it.
+    InspectPrefix,
+}
+
+/// Security events.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// The SQLite database file; `off` disables it.
+    pub sqlite: String,
+    /// Events older than this are deleted.
+    pub retention_days: u32,
+    /// The most events kept; the oldest go first.
+    pub max_events: u64,
+    /// JSON lines export: `stdout`, `off` or a file path.
+    pub jsonl: String,
+    /// Events queued between the request path and the writers; beyond, they are dropped and
+    /// counted.
+    pub channel_capacity: u32,
+    /// Access log: `stdout`, `off` or a file path (one JSON object per request).
+    pub access_log: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            sqlite: "rampart-events.db".to_owned(),
+            retention_days: 14,
+            max_events: 1_000_000,
+            jsonl: "off".to_owned(),
+            channel_capacity: 10_000,
+            access_log: "off".to_owned(),
+        }
+    }
+}
+
+/// Proxy-wide settings.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// The request id header, sent upstream and returned to the client.
+    pub request_id_header: String,
+    /// The header that carries the verified client certificate identity upstream. Always
+    /// removed from client requests.
+    pub client_cert_header: String,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+    /// Keep a client-supplied request id (from a trusted proxy only).
+    pub trust_request_id_from_proxies: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            request_id_header: "x-request-id".to_owned(),
+            client_cert_header: "x-client-cert".to_owned(),
+            shutdown_grace_ms: 30_000,
+            trust_request_id_from_proxies: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_idle() -> u32 {
+    64
+}
+fn default_pool_idle_ms() -> u64 {
+    60_000
+}
+fn default_retries() -> u32 {
+    1
+}
+fn default_base_path() -> String {
+    "/".to_owned()
+}

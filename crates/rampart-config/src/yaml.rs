@@ -1,0 +1,336 @@
+//! A YAML document as a tree of nodes that remember where they are in the file.
+//!
+//! serde's derive stops at the first error and forgets positions; this tree keeps a position
+//! for every key and value, so that [`crate::de`] can report every problem at once and the
+//! compiler can point a caret at any value by its path (`apis[0].upstream`).
+
+use std::collections::HashMap;
+
+use rampart_core::SourceSpan;
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// The most nodes a document may expand to, aliases included: a guard against alias bombs.
+const MAX_NODES: usize = 200_000;
+/// The deepest nesting accepted.
+const MAX_DEPTH: usize = 64;
+
+/// A YAML node with its position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// What the node holds.
+    pub kind: NodeKind,
+    /// Where the node is.
+    pub span: SourceSpan,
+}
+
+/// What a node holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeKind {
+    /// A scalar and whether it was written plain (unquoted), which decides if `true`, `12` and
+    /// `null` are typed or text.
+    Scalar {
+        /// The text.
+        value: String,
+        /// True for a plain (unquoted, non-block) scalar.
+        plain: bool,
+    },
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in document order, keys with their own positions.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// Returns true for a plain `null`, `~` or empty scalar.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, NodeKind::Scalar { value, plain: true } if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// Returns a short description of the node's type for messages.
+    pub fn describe(&self) -> &'static str {
+        match &self.kind {
+            NodeKind::Scalar { .. } if self.is_null() => "null",
+            NodeKind::Scalar { .. } => "a scalar",
+            NodeKind::Seq(_) => "a sequence",
+            NodeKind::Map(_) => "a mapping",
+        }
+    }
+
+    /// Returns the value at `key` of a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            NodeKind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Returns the key node for `key` of a mapping (to point at a key rather than its value).
+    pub fn key(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            NodeKind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(k, _)| k),
+            _ => None,
+        }
+    }
+
+    /// Returns the scalar text, if the node is a scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Finds the node at a path such as `apis[0].upstream`. Returns the deepest node found, so
+    /// that a diagnostic for a value that is missing points at its parent.
+    pub fn find(&self, path: &str) -> &Node {
+        let mut at = self;
+        for seg in split_path(path) {
+            let next = match seg {
+                Segment::Key(k) => at.get(k),
+                Segment::Index(i) => match &at.kind {
+                    NodeKind::Seq(items) => items.get(i),
+                    _ => None,
+                },
+            };
+            match next {
+                Some(n) => at = n,
+                None => break,
+            }
+        }
+        at
+    }
+}
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn split_path(path: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Segment::Key(key));
+        }
+        for idx in rest.split('[').filter(|s| !s.is_empty()) {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Segment::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// A YAML syntax error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SyntaxError {
+    /// What is wrong.
+    pub message: String,
+    /// Where.
+    pub span: SourceSpan,
+}
+
+/// Parses the first document of `text`. An empty document is an empty mapping.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    let mut b = Builder {
+        anchors: HashMap::new(),
+        stack: Vec::new(),
+        root: None,
+        count: 0,
+    };
+    for ev in Parser::new_from_str(text) {
+        let (event, span) = ev.map_err(|e| SyntaxError {
+            message: e.info().to_owned(),
+            span: SourceSpan {
+                line: e.marker().line(),
+                col: e.marker().col() + 1,
+                len: 1,
+            },
+        })?;
+        if b.event(event, span)? {
+            break;
+        }
+    }
+    Ok(b.root.unwrap_or(Node {
+        kind: NodeKind::Map(Vec::new()),
+        span: SourceSpan {
+            line: 1,
+            col: 1,
+            len: 1,
+        },
+    }))
+}
+
+struct Builder {
+    anchors: HashMap<usize, Node>,
+    stack: Vec<(Node, usize, Option<Node>)>,
+    root: Option<Node>,
+    count: usize,
+}
+
+fn to_span(span: Span) -> SourceSpan {
+    let len = if span.end.line() == span.start.line() {
+        span.end.col().saturating_sub(span.start.col()).max(1)
+    } else {
+        1
+    };
+    SourceSpan {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+        len,
+    }
+}
+
+impl Builder {
+    /// Feeds one event; returns true at the end of the first document.
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<bool, SyntaxError> {
+        let sp = to_span(span);
+        match event {
+            Event::Scalar(value, style, anchor, _tag) => {
+                let plain = matches!(style, ScalarStyle::Plain);
+                let node = Node {
+                    kind: NodeKind::Scalar {
+                        value: value.into_owned(),
+                        plain,
+                    },
+                    span: sp,
+                };
+                self.push(node, anchor)?;
+            }
+            Event::SequenceStart(anchor, _) => self.open(NodeKind::Seq(Vec::new()), sp, anchor)?,
+            Event::MappingStart(anchor, _) => self.open(NodeKind::Map(Vec::new()), sp, anchor)?,
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((node, anchor, _)) = self.stack.pop() {
+                    self.push(node, anchor)?;
+                }
+            }
+            Event::Alias(id) => {
+                let node = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                    message: "unknown alias".to_owned(),
+                    span: sp,
+                })?;
+                self.count += count(&node);
+                if self.count > MAX_NODES {
+                    return Err(SyntaxError {
+                        message: "document expands to too many nodes (alias bomb?)".to_owned(),
+                        span: sp,
+                    });
+                }
+                self.push(node, 0)?;
+            }
+            Event::DocumentEnd => return Ok(self.root.is_some()),
+            Event::StreamEnd => return Ok(true),
+            Event::Nothing | Event::StreamStart | Event::DocumentStart(_) => {}
+        }
+        Ok(false)
+    }
+
+    fn open(&mut self, kind: NodeKind, span: SourceSpan, anchor: usize) -> Result<(), SyntaxError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(SyntaxError {
+                message: "document is nested too deeply".to_owned(),
+                span,
+            });
+        }
+        self.stack.push((Node { kind, span }, anchor, None));
+        Ok(())
+    }
+
+    fn push(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
+        self.count += 1;
+        if self.count > MAX_NODES {
+            return Err(SyntaxError {
+                message: "document has too many nodes".to_owned(),
+                span: node.span,
+            });
+        }
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                if self.root.is_none() {
+                    self.root = Some(node);
+                }
+            }
+            Some((parent, _, pending_key)) => match &mut parent.kind {
+                NodeKind::Seq(items) => items.push(node),
+                NodeKind::Map(entries) => match pending_key.take() {
+                    None => *pending_key = Some(node),
+                    Some(key) => entries.push((key, node)),
+                },
+                NodeKind::Scalar { .. } => {}
+            },
+        }
+        Ok(())
+    }
+}
+
+fn count(node: &Node) -> usize {
+    match &node.kind {
+        NodeKind::Scalar { .. } => 1,
+        NodeKind::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
+        NodeKind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count(k) + count(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_kept() {
+        let doc = parse("a:\n  b: [1, \"two\"]\n  c: { d: x }\n").unwrap();
+        let b1 = doc.find("a.b[1]");
+        assert_eq!(b1.as_str(), Some("two"));
+        assert_eq!((b1.span.line, b1.span.col, b1.span.len), (2, 10, 5));
+        let d = doc.find("a.c.d");
+        assert_eq!((d.span.line, d.span.col), (3, 11));
+        // A missing value resolves to its deepest existing parent.
+        assert_eq!(doc.find("a.c.zzz").span, doc.find("a.c").span);
+    }
+
+    #[test]
+    fn plain_and_quoted_scalars_differ() {
+        let doc = parse("a: null\nb: 'null'\nc:\n").unwrap();
+        assert!(doc.find("a").is_null());
+        assert!(!doc.find("b").is_null());
+        assert!(doc.find("c").is_null());
+    }
+
+    #[test]
+    fn aliases_expand_and_bombs_are_refused() {
+        let doc = parse("x: &a [1, 2]\ny: *a\n").unwrap();
+        assert_eq!(doc.find("y[1]").as_str(), Some("2"));
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let names = ["b", "c", "d", "e", "f", "g"];
+        let mut prev = "a";
+        for n in names {
+            bomb.push_str(&format!("{n}: &{n} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            prev = n;
+        }
+        assert!(parse(&bomb).unwrap_err().message.contains("too many nodes"));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(e.span.line >= 1);
+    }
+}

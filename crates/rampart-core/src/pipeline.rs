@@ -1,0 +1,184 @@
+//! The driver: one loop per phase over an ordered list of stages, and the one place where
+//! enforcement modes and `on_error` policies are applied.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::{
+    Block, Decision, Enforcement, Exchange, Finding, FindingAction, OnError, Outcome, Phases,
+    Reason, Stage, StageId,
+};
+
+/// A stage with the policy the driver applies to its outcome.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    /// The stage.
+    pub stage: Arc<dyn Stage>,
+    /// Whether its blocks are applied or recorded.
+    pub enforcement: Enforcement,
+    /// What happens when it cannot decide.
+    pub on_error: OnError,
+}
+
+/// What the driver concluded for a phase.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on to the next phase.
+    Forward,
+    /// Stop, and answer the client with this block (already recorded as a finding).
+    Block(Block),
+}
+
+/// An ordered, immutable list of stages for one API, built when the config is compiled.
+///
+/// The order is decided in one function of `rampart-config` (`build_pipeline`); this type only
+/// runs it.
+#[derive(Clone, Debug, Default)]
+pub struct Pipeline {
+    slots: Vec<Slot>,
+    phases: Phases,
+}
+
+impl Pipeline {
+    /// Creates a pipeline that runs `slots` in the given order.
+    pub fn new(slots: Vec<Slot>) -> Self {
+        let phases = slots
+            .iter()
+            .fold(Phases::NONE, |acc, s| acc.union(s.stage.phases()));
+        Self { slots, phases }
+    }
+
+    /// Returns the slots, in order.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// Returns true if some stage reads the request body, so the proxy must buffer it.
+    pub fn needs_request_body(&self) -> bool {
+        self.phases.contains(Phases::REQUEST_BODY)
+    }
+
+    /// Returns true if some stage reads the response body.
+    pub fn needs_response_body(&self) -> bool {
+        self.phases.contains(Phases::RESPONSE_BODY)
+    }
+
+    /// Runs the request-head hooks. Only stages that declare themselves async are awaited.
+    pub async fn request_head(&self, req: &mut http::request::Parts, x: &mut Exchange) -> Verdict {
+        for slot in &self.slots {
+            if !slot.stage.phases().contains(Phases::REQUEST_HEAD) {
+                continue;
+            }
+            let outcome = if slot.stage.is_async() {
+                slot.stage.on_request_head_async(req, x).await
+            } else {
+                slot.stage.on_request_head(req, x)
+            };
+            if let Verdict::Block(b) = apply(slot, outcome, x) {
+                return Verdict::Block(b);
+            }
+        }
+        Verdict::Forward
+    }
+
+    /// Runs the request-body hooks on the buffered body.
+    pub fn request_body(
+        &self,
+        req: &http::request::Parts,
+        body: &mut Bytes,
+        x: &mut Exchange,
+    ) -> Verdict {
+        self.run(Phases::REQUEST_BODY, x, |stage, x| {
+            stage.on_request_body(req, body, x)
+        })
+    }
+
+    /// Runs the response-head hooks.
+    pub fn response_head(&self, rsp: &mut http::response::Parts, x: &mut Exchange) -> Verdict {
+        self.run(Phases::RESPONSE_HEAD, x, |stage, x| {
+            stage.on_response_head(rsp, x)
+        })
+    }
+
+    /// Runs the response-body hooks on one chunk.
+    pub fn response_body(
+        &self,
+        chunk: &mut Bytes,
+        end_of_stream: bool,
+        x: &mut Exchange,
+    ) -> Verdict {
+        self.run(Phases::RESPONSE_BODY, x, |stage, x| {
+            stage.on_response_body(chunk, end_of_stream, x)
+        })
+    }
+
+    /// Runs the completion hooks of every stage.
+    pub fn complete(&self, x: &Exchange) {
+        for slot in &self.slots {
+            slot.stage.on_complete(x);
+        }
+    }
+
+    fn run(
+        &self,
+        phase: Phases,
+        x: &mut Exchange,
+        mut hook: impl FnMut(&dyn Stage, &mut Exchange) -> Outcome,
+    ) -> Verdict {
+        for slot in &self.slots {
+            if !slot.stage.phases().contains(phase) {
+                continue;
+            }
+            let outcome = hook(slot.stage.as_ref(), x);
+            if let Verdict::Block(b) = apply(slot, outcome, x) {
+                return Verdict::Block(b);
+            }
+        }
+        Verdict::Forward
+    }
+}
+
+/// The whole policy of "what happens on a block or an error", in one place.
+fn apply(slot: &Slot, outcome: Outcome, x: &mut Exchange) -> Verdict {
+    let id = slot.stage.id();
+    let block = match outcome {
+        Ok(Decision::Continue) => return Verdict::Forward,
+        Ok(Decision::Block(block)) => block,
+        Err(error) => match slot.on_error {
+            OnError::Deny => Block::new(Reason::Unavailable).detail(error.message),
+            OnError::Allow => {
+                x.record(finding(
+                    id,
+                    FindingAction::Log,
+                    &Block::new(Reason::Unavailable).detail(error.message),
+                ));
+                return Verdict::Forward;
+            }
+        },
+    };
+    match slot.enforcement {
+        Enforcement::Enforce => {
+            x.record(finding(id, FindingAction::Block, &block));
+            Verdict::Block(block)
+        }
+        Enforcement::Monitor => {
+            x.record(finding(id, FindingAction::WouldBlock, &block));
+            Verdict::Forward
+        }
+    }
+}
+
+fn finding(stage: StageId, action: FindingAction, block: &Block) -> Finding {
+    Finding {
+        stage,
+        rule: block.rule.clone(),
+        action,
+        reason: block.reason,
+        detail: block.detail.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

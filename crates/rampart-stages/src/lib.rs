@@ -1,0 +1,5 @@
+//! The security stages, one module per feature. Each module has the same anatomy:
+//! `XxxConfig` (the raw YAML model, serde), `Xxx` (compiled, immutable), `impl Stage for Xxx`,
+//! and tests beside them.
+
+pub mod iprules;
