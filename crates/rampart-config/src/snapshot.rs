@@ -102,6 +102,8 @@ pub struct Upstream {
     pub request_timeout: Duration,
     /// TLS client settings for `https` targets.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The TLS server name to send and verify, when not the target's host.
+    pub tls_server_name: Option<String>,
     /// Consecutive failures that mark a target down.
     pub max_failures: u32,
     /// How long a down target is skipped.

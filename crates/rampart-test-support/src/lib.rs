@@ -1,1 +1,19 @@
-//! placeholder
+//! Test support: loopback upstreams, clients, generated certificates and a [`TestGateway`]
+//! that runs the real proxy on `127.0.0.1:0` from a YAML string.
+//!
+//! Everything binds loopback ports chosen by the kernel; nothing is fixed, nothing leaves the
+//! machine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod certs;
+mod client;
+mod gateway;
+mod tempdir;
+mod upstream;
+
+pub use certs::{ClientIdentity, TestPki};
+pub use client::{collect, h1_client, tls_client_config, tls_connect, HttpClient};
+pub use gateway::TestGateway;
+pub use tempdir::TempDir;
+pub use upstream::{Seen, TestUpstream};

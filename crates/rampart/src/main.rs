@@ -1,1 +1,180 @@
-fn main() {}
+//! `rampart`: the API security gateway binary.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rampart_proxy::Gateway;
+
+/// Rampart: an API security gateway in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about)]
+struct Cli {
+    /// Log filter (also from RAMPART_LOG), such as `info` or `rampart_proxy=debug`.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve with a configuration file.
+    Run {
+        /// The configuration file.
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+    },
+    /// Compile a configuration and print every problem. Exit 0 valid, 1 invalid, 2 could not run.
+    Check {
+        /// The configuration file.
+        #[arg(short, long, default_value = "rampart.yaml")]
+        config: PathBuf,
+    },
+    /// Start a built-in demo API with the gateway in front of it, every feature on.
+    Demo {
+        /// The gateway's port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The admin port on 127.0.0.1.
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+        /// Exit after this many seconds (for scripted checks); runs until Ctrl-C by default.
+        #[arg(long)]
+        exit_after_secs: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref(), cli.log_json);
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => {
+            runtime().map_or(ExitCode::from(2), |rt| rt.block_on(run(config)))
+        }
+        Command::Demo {
+            port,
+            admin_port,
+            exit_after_secs,
+        } => runtime().map_or(ExitCode::from(2), |rt| {
+            rt.block_on(demo::run(port, admin_port, exit_after_secs))
+        }),
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>, json: bool) {
+    let filter = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RAMPART_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn check(config: &Path) -> ExitCode {
+    if !config.is_file() {
+        eprintln!("error: cannot read {}: no such file", config.display());
+        return ExitCode::from(2);
+    }
+    match rampart_config::load_file(config) {
+        Ok(s) => {
+            println!(
+                "ok: {} ({} listener{}, {} API{}, {} upstream{})",
+                config.display(),
+                s.listeners.len(),
+                plural(s.listeners.len()),
+                s.apis.len(),
+                plural(s.apis.len()),
+                s.upstreams.len(),
+                plural(s.upstreams.len())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{}", e.render());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+async fn run(config: PathBuf) -> ExitCode {
+    let snapshot = match rampart_config::load_file(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{}", e.render());
+            return ExitCode::from(1);
+        }
+    };
+    let gateway = match Gateway::start(snapshot, Some(config)).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _watch =
+        rampart_proxy::spawn_reload_watchers(gateway.shared().clone(), Duration::from_secs(1));
+    wait_for_signal().await;
+    tracing::info!("Shutting down: draining in-flight requests.");
+    gateway.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

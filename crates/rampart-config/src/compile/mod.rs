@@ -285,6 +285,7 @@ fn compile_upstream(
         connect_timeout: Duration::from_millis(u.connect_timeout_ms),
         request_timeout: Duration::from_millis(u.request_timeout_ms),
         tls,
+        tls_server_name: u.tls.as_ref().and_then(|t| t.server_name.clone()),
         max_failures: u.health.max_failures.max(1),
         cooldown: Duration::from_millis(u.health.cooldown_ms),
         max_idle_per_target: u.max_idle_per_target as usize,

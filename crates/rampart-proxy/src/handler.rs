@@ -1,0 +1,828 @@
+//! One request, end to end: protocol checks, routing, the pipeline's phases, the upstream, the
+//! response, and completion (events, access log, metrics).
+
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use rampart_config::{Api, Listener};
+use rampart_core::iptable::canonical;
+use rampart_core::{
+    Block, Exchange, Finding, FindingAction, Peer, Reason, RouteInfo, SecurityEvent, StageId,
+    TlsInfo, Verdict,
+};
+
+use crate::body::{BodyFlags, BoxError, InboundBody, ProxyBody};
+use crate::server::{ConnState, Shared};
+use crate::{forwarded, respond, tlsinfo};
+
+/// What a request handler knows about its connection.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    pub(crate) peer: SocketAddr,
+    pub(crate) listener: Arc<Listener>,
+    pub(crate) tls: Option<Arc<TlsInfo>>,
+    pub(crate) state: Arc<ConnState>,
+}
+
+/// The hyper service entry point.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    ctx: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let mut guard = StreamGuard {
+        state: ctx.state.clone(),
+        done: false,
+    };
+    ctx.state.in_flight.fetch_add(1, Ordering::AcqRel);
+    let rsp = handle_inner(shared, &ctx, req).await;
+    guard.done = true;
+    Ok(rsp)
+}
+
+/// Counts requests that were cancelled before they were answered (an HTTP/2 stream reset, a
+/// client gone). A connection whose cancellations outrun its completions by more than the limit
+/// is closed: the rapid-reset attack (CVE-2023-44487) makes the server start work it never
+/// finishes.
+struct StreamGuard {
+    state: Arc<ConnState>,
+    done: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.done {
+            self.state.completed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let cancelled = self.state.cancelled.fetch_add(1, Ordering::Relaxed) + 1;
+        let completed = self.state.completed.load(Ordering::Relaxed);
+        if cancelled > completed + self.state.max_resets {
+            self.state.kill.notify_one();
+        }
+    }
+}
+
+async fn handle_inner(
+    shared: Arc<Shared>,
+    ctx: &ConnCtx,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let state = shared.state.load_full();
+    let snap = state.snapshot.clone();
+    let started = Instant::now();
+    let (mut parts, body) = req.into_parts();
+    let peer_ip = canonical(ctx.peer.ip());
+    let trusted_peer = ctx.listener.trusted_proxies.contains(peer_ip);
+    let request_id = request_id(
+        &parts.headers,
+        &snap.proxy.request_id_header,
+        trusted_peer && snap.proxy.trust_request_id_from_proxies,
+    );
+    let peer = Peer {
+        addr: ctx.peer,
+        listener: ctx.listener.name.clone(),
+        tls: ctx.tls.clone(),
+    };
+    let mut x = Exchange::new(request_id, peer, shared.clock.now_ms());
+    x.client_ip = forwarded::client_ip(peer_ip, &parts.headers, &ctx.listener.trusted_proxies);
+    let mut fin = Finish {
+        shared: shared.clone(),
+        x,
+        api: None,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        listener: ctx.listener.name.clone(),
+        started,
+        status: 0,
+        bytes_out: 0,
+        finished: false,
+    };
+    let rid_header = snap.proxy.request_id_header.clone();
+
+    // Protocol hygiene first: every later decision depends on an unambiguous request.
+    if let Some(block) = protocol_check(&parts, &ctx.listener) {
+        return fin.block(StageId("proxy"), block, &rid_header);
+    }
+    let host = host_of(&parts);
+
+    let Some(api) = snap.route(host.as_deref(), parts.uri.path()).cloned() else {
+        if let Verdict::Block(b) = snap.unrouted.request_head(&mut parts, &mut fin.x).await {
+            return fin.respond(&b, &rid_header);
+        }
+        let detail = format!("no API for host {:?}", host.as_deref().unwrap_or(""));
+        return fin.block(
+            StageId("router"),
+            Block::new(Reason::NotFound).detail(detail),
+            &rid_header,
+        );
+    };
+    fin.x.route = Some(RouteInfo {
+        api: api.name.clone(),
+        operation: None,
+    });
+    fin.api = Some(api.clone());
+    fin.x.timings.now_ms = shared.clock.now_ms();
+
+    if let Verdict::Block(b) = api.pipeline.request_head(&mut parts, &mut fin.x).await {
+        return fin.respond(&b, &rid_header);
+    }
+
+    let limits = &ctx.listener.limits;
+    let flags = Arc::new(BodyFlags::default());
+    let inbound = InboundBody::new(
+        body,
+        limits.max_body_bytes,
+        limits.min_body_rate_bytes_per_sec,
+        limits.body_rate_grace,
+        flags.clone(),
+    );
+    let body_expected = has_body(&parts);
+    let forward_body: ProxyBody = if api.pipeline.needs_request_body() && body_expected {
+        match buffer(inbound, api.max_inspect_bytes).await {
+            Ok((mut bytes, None)) => {
+                fin.x.timings.now_ms = shared.clock.now_ms();
+                if let Verdict::Block(b) = api.pipeline.request_body(&parts, &mut bytes, &mut fin.x)
+                {
+                    return fin.respond(&b, &rid_header);
+                }
+                fix_length(&mut parts.headers, bytes.len());
+                Full::new(bytes)
+                    .map_err(|never| match never {})
+                    .boxed_unsync()
+            }
+            Ok((collected, Some(rest))) => {
+                if api.oversize == rampart_config::model::Oversize::Reject {
+                    let b = Block::new(Reason::BodyTooLarge).detail(format!(
+                        "body over max_inspect_bytes ({})",
+                        api.max_inspect_bytes
+                    ));
+                    return fin.block(StageId("proxy"), b, &rid_header);
+                }
+                let cut = usize::try_from(api.max_inspect_bytes)
+                    .unwrap_or(usize::MAX)
+                    .min(collected.len());
+                let mut prefix = collected.slice(..cut);
+                fin.x.body_truncated = true;
+                fin.x.record(Finding {
+                    stage: StageId("proxy"),
+                    rule: None,
+                    action: FindingAction::Log,
+                    reason: Reason::BodyTooLarge,
+                    detail: format!("only the first {cut} bytes of the body were inspected"),
+                });
+                fin.x.timings.now_ms = shared.clock.now_ms();
+                if let Verdict::Block(b) =
+                    api.pipeline.request_body(&parts, &mut prefix, &mut fin.x)
+                {
+                    return fin.respond(&b, &rid_header);
+                }
+                let head = Full::new(prefix).map_err(|never| match never {});
+                let middle = Full::new(collected.slice(cut..)).map_err(|never| match never {});
+                Chain::new(
+                    head.boxed_unsync(),
+                    Chain::new(middle.boxed_unsync(), rest.boxed_unsync()).boxed_unsync(),
+                )
+                .boxed_unsync()
+            }
+            Err(_) => return fin.body_failure(&flags, &rid_header),
+        }
+    } else if body_expected {
+        inbound.boxed_unsync()
+    } else {
+        Empty::new().map_err(|never| match never {}).boxed_unsync()
+    };
+
+    // The upstream request.
+    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let upgrade = is_upgrade(&parts.headers);
+    let Some(pool) = state.pools.get(&*api.upstream.name).cloned() else {
+        return fin.respond_plain(
+            &Block::new(Reason::UpstreamError).detail("upstream pool missing"),
+            &rid_header,
+        );
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers, upgrade);
+    headers.remove(&snap.proxy.client_cert_header);
+    if let Some(cert) = fin.x.client_cert() {
+        if let Ok(v) = HeaderValue::from_str(&tlsinfo::header_value(cert)) {
+            headers.insert(snap.proxy.client_cert_header.clone(), v);
+        }
+    }
+    let proto = if ctx.tls.is_some() { "https" } else { "http" };
+    forwarded::rewrite(&mut headers, peer_ip, trusted_peer, proto, host.as_deref());
+    if let Ok(v) = HeaderValue::from_str(&fin.x.request_id) {
+        headers.insert(rid_header.clone(), v);
+    }
+    if !headers.contains_key(header::HOST) {
+        if let Some(a) = parts.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                headers.insert(header::HOST, v);
+            }
+        }
+    }
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    let attempts = if idempotent && !body_expected {
+        1 + pool.spec.retries
+    } else {
+        1
+    };
+    let mut forward_body = Some(forward_body);
+    let mut avoid = None;
+    let mut upstream_rsp = None;
+    for attempt in 0..attempts {
+        let now = shared.clock.now_ms();
+        let i = pool.pick(now, avoid);
+        let target = &pool.spec.targets[i];
+        let pq = upstream_path(&api, &target.path_prefix, &parts.uri);
+        let uri = Uri::builder()
+            .scheme(target.scheme.clone())
+            .authority(target.authority.clone())
+            .path_and_query(pq)
+            .build();
+        let Ok(uri) = uri else {
+            return fin.block(
+                StageId("proxy"),
+                Block::new(Reason::MalformedRequest).detail("cannot build the upstream URI"),
+                &rid_header,
+            );
+        };
+        let body = forward_body
+            .take()
+            .unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed_unsync());
+        let mut req = Request::new(body);
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = headers.clone();
+        match tokio::time::timeout(pool.spec.request_timeout, pool.client.request(req)).await {
+            Ok(Ok(rsp)) => {
+                pool.report(i, true, shared.clock.now_ms());
+                upstream_rsp = Some(rsp);
+                break;
+            }
+            Ok(Err(e)) => {
+                if flags.too_large() || flags.too_slow() {
+                    return fin.body_failure(&flags, &rid_header);
+                }
+                pool.report(i, false, shared.clock.now_ms());
+                metrics::counter!("rampart_upstream_errors_total", "upstream" => pool.spec.name.to_string(), "kind" => if e.is_connect() { "connect" } else { "request" }).increment(1);
+                tracing::warn!(upstream = %pool.spec.name, target = %target.authority, error = %e, request_id = %fin.x.request_id, "Upstream request failed.");
+                if e.is_connect() && attempt + 1 < attempts {
+                    avoid = Some(i);
+                    continue;
+                }
+                return fin.respond_plain(&Block::new(Reason::UpstreamError), &rid_header);
+            }
+            Err(_) => {
+                pool.report(i, false, shared.clock.now_ms());
+                metrics::counter!("rampart_upstream_errors_total", "upstream" => pool.spec.name.to_string(), "kind" => "timeout").increment(1);
+                return fin.respond_plain(&Block::new(Reason::UpstreamTimeout), &rid_header);
+            }
+        }
+    }
+    let Some(mut rsp) = upstream_rsp else {
+        return fin.respond_plain(&Block::new(Reason::UpstreamError), &rid_header);
+    };
+
+    // The response.
+    let upstream_upgrade = if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        Some(hyper::upgrade::on(&mut rsp))
+    } else {
+        None
+    };
+    let (mut rparts, rbody) = rsp.into_parts();
+    fin.x.response_status = Some(rparts.status.as_u16());
+    fin.x.timings.now_ms = shared.clock.now_ms();
+    if let Verdict::Block(b) = api.pipeline.response_head(&mut rparts, &mut fin.x) {
+        return fin.respond(&b, &rid_header);
+    }
+    let switching = rparts.status == StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
+    if let Ok(v) = HeaderValue::from_str(&fin.x.request_id) {
+        rparts.headers.insert(rid_header, v);
+    }
+    if let (true, Some(client), Some(upstream)) = (switching, client_upgrade, upstream_upgrade) {
+        tokio::spawn(tunnel(client, upstream));
+    }
+    fin.status = rparts.status.as_u16();
+    let inspect = api.pipeline.needs_response_body();
+    let tracked = TrackedBody {
+        inner: rbody,
+        fin: Some(fin),
+        inspect,
+    };
+    Response::from_parts(rparts, tracked.boxed_unsync())
+}
+
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (c, u) = tokio::join!(client, upstream);
+    match (c, u) {
+        (Ok(c), Ok(u)) => {
+            let mut c = hyper_util::rt::TokioIo::new(c);
+            let mut u = hyper_util::rt::TokioIo::new(u);
+            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+        }
+        (c, u) => tracing::debug!(client = c.is_ok(), upstream = u.is_ok(), "Upgrade failed."),
+    }
+}
+
+/// Reads the body into memory up to `max` bytes. Returns the bytes and, when the body is
+/// longer, the rest of it still unread.
+async fn buffer<B>(mut body: B, max: u64) -> Result<(Bytes, Option<B>), BoxError>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+{
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() as u64 > max {
+                return Ok((buf.freeze(), Some(body)));
+            }
+        }
+    }
+    Ok((buf.freeze(), None))
+}
+
+fn fix_length(headers: &mut HeaderMap, len: usize) {
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+}
+
+/// Checks for requests that are ambiguous or that the gateway will not carry.
+fn protocol_check(parts: &http::request::Parts, listener: &Listener) -> Option<Block> {
+    let malformed = |d: &str| Some(Block::new(Reason::MalformedRequest).detail(d));
+    let h = &parts.headers;
+    if parts.method == Method::CONNECT {
+        return Some(
+            Block::new(Reason::MalformedRequest)
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .detail("CONNECT is not proxied"),
+        );
+    }
+    if h.get_all(header::HOST).iter().count() > 1 {
+        return malformed("duplicate Host header");
+    }
+    let lengths: Vec<&HeaderValue> = h.get_all(header::CONTENT_LENGTH).iter().collect();
+    if lengths.len() > 1 && lengths.windows(2).any(|w| w[0] != w[1]) {
+        return malformed("conflicting Content-Length headers");
+    }
+    if !lengths.is_empty() && h.contains_key(header::TRANSFER_ENCODING) {
+        return malformed("both Content-Length and Transfer-Encoding");
+    }
+    if parts.version == Version::HTTP_11
+        && !h.contains_key(header::HOST)
+        && parts.uri.authority().is_none()
+    {
+        return malformed("HTTP/1.1 request without Host");
+    }
+    if parts.version == Version::HTTP_2 {
+        if let (Some(a), Some(host)) = (parts.uri.authority(), h.get(header::HOST)) {
+            if host.as_bytes() != a.as_str().as_bytes() {
+                return malformed(":authority and Host differ");
+            }
+        }
+    }
+    let path = parts.uri.path();
+    if !path.starts_with('/') {
+        return malformed("request target is not a path");
+    }
+    if has_dot_segment(path) {
+        return malformed("path with dot segments");
+    }
+    if let Some(len) = lengths
+        .first()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > listener.limits.max_body_bytes {
+            return Some(
+                Block::new(Reason::BodyTooLarge)
+                    .detail(format!("Content-Length {len} over max_body_bytes")),
+            );
+        }
+    }
+    None
+}
+
+/// True for `.` and `..` segments, also percent-encoded: they would let a path escape the
+/// prefix it was routed by once the upstream normalises it.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let lower = seg.to_ascii_lowercase();
+        let decoded = lower.replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+fn host_of(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
+}
+
+fn has_body(parts: &http::request::Parts) -> bool {
+    let h = &parts.headers;
+    if h.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    match h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(n) => n > 0,
+        // HTTP/2 bodies need no length header.
+        None => {
+            parts.version == Version::HTTP_2 && !matches!(parts.method, Method::GET | Method::HEAD)
+        }
+    }
+}
+
+fn is_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), and the headers `Connection` names. An upgrade
+/// keeps `Connection: upgrade` and `Upgrade`.
+fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| {
+            v.split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !(keep_upgrade && t == "upgrade"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        h.remove(name);
+    }
+    for name in [
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        h.remove(name);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+    if keep_upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
+    }
+}
+
+fn upstream_path(api: &Api, prefix: &str, uri: &Uri) -> String {
+    let mut path = uri.path();
+    if api.strip_base_path && api.base_path != "/" {
+        path = path.strip_prefix(api.base_path.as_str()).unwrap_or(path);
+    }
+    let mut out = String::with_capacity(prefix.len() + path.len() + 16);
+    out.push_str(prefix);
+    if !path.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(path);
+    if let Some(q) = uri.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Takes a request id from a trusted proxy when allowed and sane; otherwise makes one.
+fn request_id(h: &HeaderMap, name: &HeaderName, trust: bool) -> String {
+    if trust {
+        if let Some(v) = h.get(name).and_then(|v| v.to_str().ok()) {
+            if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
+                return v.to_owned();
+            }
+        }
+    }
+    new_request_id()
+}
+
+fn new_request_id() -> String {
+    static SEED: OnceLock<std::hash::RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut h = SEED.get_or_init(std::hash::RandomState::new).build_hasher();
+    h.write_u64(n);
+    format!("{:016x}{:08x}", h.finish(), n & 0xffff_ffff)
+}
+
+/// What remains to do when the exchange is over: events, access log, metrics, completion hooks.
+/// Runs once, when the response body ends or is dropped.
+struct Finish {
+    shared: Arc<Shared>,
+    x: Exchange,
+    api: Option<Arc<Api>>,
+    method: String,
+    path: String,
+    listener: Arc<str>,
+    started: Instant,
+    status: u16,
+    bytes_out: u64,
+    finished: bool,
+}
+
+impl Finish {
+    /// Records a block decided outside the pipeline (protocol, routing) and answers it.
+    fn block(
+        mut self,
+        stage: StageId,
+        block: Block,
+        rid_header: &HeaderName,
+    ) -> Response<ProxyBody> {
+        self.x.record(Finding {
+            stage,
+            rule: block.rule.clone(),
+            action: FindingAction::Block,
+            reason: block.reason,
+            detail: block.detail.clone(),
+        });
+        self.respond(&block, rid_header)
+    }
+
+    /// Answers a block already recorded as a finding.
+    fn respond(mut self, block: &Block, rid_header: &HeaderName) -> Response<ProxyBody> {
+        self.status = block.status.as_u16();
+        let rsp = respond::block_response(block, &self.x.request_id, rid_header);
+        self.finish();
+        rsp
+    }
+
+    /// Answers a failure that is not a security decision (upstream down): no event.
+    fn respond_plain(self, block: &Block, rid_header: &HeaderName) -> Response<ProxyBody> {
+        self.respond(block, rid_header)
+    }
+
+    fn body_failure(self, flags: &BodyFlags, rid_header: &HeaderName) -> Response<ProxyBody> {
+        let block = if flags.too_large() {
+            Block::new(Reason::BodyTooLarge).detail("body over max_body_bytes")
+        } else if flags.too_slow() {
+            Block::new(Reason::RequestTimeout)
+                .detail("body slower than min_body_rate_bytes_per_sec")
+        } else {
+            Block::new(Reason::MalformedRequest).detail("request body could not be read")
+        };
+        self.block(StageId("proxy"), block, rid_header)
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.x.timings.now_ms = self.shared.clock.now_ms();
+        if let Some(api) = &self.api {
+            api.pipeline.complete(&self.x);
+        }
+        let status = if self.status == 0 {
+            None
+        } else {
+            Some(self.status)
+        };
+        let mut blocked_by = None;
+        for f in &self.x.findings {
+            if f.action == FindingAction::Block {
+                blocked_by = Some(f.stage.as_str());
+            }
+            if f.action != FindingAction::Log {
+                metrics::counter!("rampart_stage_blocks_total", "stage" => f.stage.as_str(), "reason" => f.reason.code(), "action" => f.action.as_str()).increment(1);
+            }
+            self.shared.events.emit(SecurityEvent::from_finding(
+                &self.x,
+                &self.method,
+                &self.path,
+                f,
+                status,
+            ));
+        }
+        let api = self
+            .x
+            .route
+            .as_ref()
+            .map(|r| r.api.to_string())
+            .unwrap_or_default();
+        let elapsed = self.started.elapsed();
+        metrics::counter!(
+            "rampart_requests_total",
+            "listener" => self.listener.to_string(),
+            "api" => api.clone(),
+            "status" => self.status.to_string(),
+            "decision" => if blocked_by.is_some() { "block" } else { "forward" }
+        )
+        .increment(1);
+        metrics::histogram!("rampart_request_duration_seconds", "api" => api.clone())
+            .record(elapsed.as_secs_f64());
+        if self.shared.access_log {
+            let line = serde_json::json!({
+                "time_ms": self.x.timings.received_ms,
+                "request_id": self.x.request_id,
+                "client_ip": self.x.client_ip.to_string(),
+                "listener": &*self.listener,
+                "api": api,
+                "method": self.method,
+                "path": self.path,
+                "status": self.status,
+                "bytes_out": self.bytes_out,
+                "duration_ms": elapsed.as_secs_f64() * 1000.0,
+                "blocked_by": blocked_by,
+            });
+            self.shared.events.access(line.to_string());
+        }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The response body as it streams to the client: counts bytes, runs the response-body phase
+/// when a stage needs it, and completes the exchange at the end.
+struct TrackedBody {
+    inner: Incoming,
+    fin: Option<Finish>,
+    inspect: bool,
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let frame = match frame.into_data() {
+                    Ok(mut data) => {
+                        if let Some(fin) = this.fin.as_mut() {
+                            fin.bytes_out += data.len() as u64;
+                            if this.inspect {
+                                if let Some(api) = fin.api.clone() {
+                                    if let Verdict::Block(_) =
+                                        api.pipeline.response_body(&mut data, false, &mut fin.x)
+                                    {
+                                        // The head is gone: the only safe thing left is to cut the
+                                        // stream, so the client never gets the rest.
+                                        this.fin = None;
+                                        return Poll::Ready(Some(Err("response blocked".into())));
+                                    }
+                                }
+                            }
+                        }
+                        Frame::data(data)
+                    }
+                    Err(frame) => frame,
+                };
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.fin = None;
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => {
+                if let Some(mut fin) = this.fin.take() {
+                    if this.inspect {
+                        if let Some(api) = fin.api.clone() {
+                            let mut empty = Bytes::new();
+                            if let Verdict::Block(_) =
+                                api.pipeline.response_body(&mut empty, true, &mut fin.x)
+                            {
+                                return Poll::Ready(Some(Err("response blocked".into())));
+                            }
+                        }
+                    }
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Two bodies, one after the other.
+struct Chain {
+    first: Option<ProxyBody>,
+    second: ProxyBody,
+}
+
+impl Chain {
+    fn new(first: ProxyBody, second: ProxyBody) -> Self {
+        Self {
+            first: Some(first),
+            second,
+        }
+    }
+}
+
+impl Body for Chain {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(first) = self.first.as_mut() {
+            match Pin::new(first).poll_frame(cx) {
+                Poll::Ready(None) => self.first = None,
+                other => return other,
+            }
+        }
+        Pin::new(&mut self.second).poll_frame(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_found_even_encoded() {
+        assert!(has_dot_segment("/v1/../admin"));
+        assert!(has_dot_segment("/v1/%2E%2e/admin"));
+        assert!(has_dot_segment("/v1/./x"));
+        assert!(!has_dot_segment("/v1/..foo/x"));
+        assert!(!has_dot_segment("/v1/a.b"));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go_and_named_ones_too() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_trusted_ones_kept() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 24);
+        let name = HeaderName::from_static("x-request-id");
+        let mut h = HeaderMap::new();
+        h.insert(name.clone(), HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h, &name, true), "abc-123");
+        assert_ne!(request_id(&h, &name, false), "abc-123");
+    }
+}

@@ -1,0 +1,66 @@
+//! The one place that turns a [`Block`] into an HTTP response.
+//!
+//! The client gets a small, fixed JSON body: the stable reason code, the status and the request
+//! id. The rule and the detail never leave the gateway: they go to events and logs.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Response};
+use http_body_util::{BodyExt, Full};
+use rampart_core::Block;
+
+use crate::body::ProxyBody;
+
+/// Builds the response for a block.
+pub fn block_response(
+    block: &Block,
+    request_id: &str,
+    request_id_header: &HeaderName,
+) -> Response<ProxyBody> {
+    let body = serde_json::json!({
+        "error": block.reason.code(),
+        "status": block.status.as_u16(),
+        "request_id": request_id,
+    })
+    .to_string();
+    let len = body.len();
+    let mut rsp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *rsp.status_mut() = block.status;
+    let h = rsp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(request_id_header.clone(), v);
+    }
+    rsp
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use rampart_core::{Reason, RuleId};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn body_is_fixed_and_leaks_nothing() {
+        let b = Block::new(Reason::Forbidden)
+            .rule(RuleId::new("secret-rule"))
+            .detail("client 1.2.3.4 in 1.2.3.0/24");
+        let rsp = block_response(&b, "abc", &HeaderName::from_static("x-request-id"));
+        assert_eq!(rsp.status(), 403);
+        assert_eq!(rsp.headers()["x-request-id"], "abc");
+        let body = rsp.into_body().collect().await.unwrap().to_bytes();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":"forbidden","request_id":"abc","status":403}"#
+        );
+        assert!(!text.contains("secret-rule"));
+    }
+}

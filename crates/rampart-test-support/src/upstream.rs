@@ -1,0 +1,278 @@
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// What the upstream saw of one request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: http::HeaderMap,
+    pub body_len: usize,
+}
+
+/// A loopback upstream with a few routes:
+/// - `/reflect`: returns the request body (streamed back; nothing is held in memory);
+/// - `/echo`: returns JSON describing the request;
+/// - `/json`: a fixed JSON document;
+/// - `/slow?ms=N`: answers after N ms;
+/// - `/status/N`: answers with status N;
+/// - `/big?bytes=N`: streams N bytes;
+/// - `/ws`: a WebSocket echo server.
+///
+/// `set_failing(true)` makes every route answer 500.
+#[derive(Debug)]
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    count: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl TestUpstream {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(addr: &str) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let failing = Arc::new(AtomicBool::new(false));
+        let (s, c, f) = (seen.clone(), count.clone(), failing.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (s, c, f) = (s.clone(), c.clone(), f.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        route(req, s.clone(), c.clone(), f.clone())
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            seen,
+            count,
+            failing,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Option<Seen> {
+        self.seen.lock().unwrap().last().cloned()
+    }
+
+    pub fn set_failing(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn full(status: StatusCode, ct: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+    r
+}
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<u64> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+async fn route(
+    mut req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    count: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+) -> Result<Response<Body>, Infallible> {
+    count.fetch_add(1, Ordering::SeqCst);
+    let mut record = Seen {
+        method: req.method().to_string(),
+        path_and_query: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: req.headers().clone(),
+        body_len: 0,
+    };
+    if failing.load(Ordering::SeqCst) {
+        seen.lock().unwrap().push(record);
+        return Ok(full(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "failing",
+        ));
+    }
+    let path = req.uri().path().to_owned();
+    if path == "/ws" {
+        seen.lock().unwrap().push(record);
+        let key = req.headers().get("sec-websocket-key").cloned();
+        let Some(key) = key else {
+            return Ok(full(StatusCode::BAD_REQUEST, "text/plain", "no key"));
+        };
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(upgraded) = on.await else { return };
+            let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            let (mut tx, mut rx) = ws.split();
+            while let Some(Ok(msg)) = rx.next().await {
+                if msg.is_text() || msg.is_binary() {
+                    if tx.send(msg).await.is_err() {
+                        break;
+                    }
+                } else if msg.is_close() {
+                    break;
+                }
+            }
+        });
+        let mut r = Response::new(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut()
+            .insert(header::CONNECTION, "upgrade".parse().unwrap());
+        r.headers_mut()
+            .insert(header::UPGRADE, "websocket".parse().unwrap());
+        r.headers_mut()
+            .insert("sec-websocket-accept", accept.parse().unwrap());
+        return Ok(r);
+    }
+    if path == "/reflect" {
+        // Stream the body straight back: memory stays bounded whatever its size.
+        seen.lock().unwrap().push(record);
+        let body = req.into_body();
+        let stream = futures_util::stream::unfold(body, |mut b| async move {
+            match b.frame().await {
+                Some(Ok(f)) => Some((
+                    Ok::<_, std::io::Error>(Frame::data(f.into_data().unwrap_or_default())),
+                    b,
+                )),
+                _ => None,
+            }
+        });
+        let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "application/octet-stream".parse().unwrap(),
+        );
+        return Ok(r);
+    }
+    let body = req
+        .body_mut()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    record.body_len = body.len();
+    let headers: BTreeMap<String, String> = record
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    seen.lock().unwrap().push(record.clone());
+    Ok(match path.as_str() {
+        "/echo" => full(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({
+                "method": record.method,
+                "path": record.path_and_query,
+                "headers": headers,
+                "body_len": record.body_len,
+            })
+            .to_string(),
+        ),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(query(&req, "ms").unwrap_or(1000))).await;
+            full(StatusCode::OK, "text/plain", "slow")
+        }
+        "/big" => {
+            let n = query(&req, "bytes").unwrap_or(1 << 20);
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let stream = futures_util::stream::unfold(n, move |left| {
+                let chunk = chunk.clone();
+                async move {
+                    if left == 0 {
+                        return None;
+                    }
+                    let take = left.min(chunk.len() as u64);
+                    Some((
+                        Ok::<_, std::io::Error>(Frame::data(chunk.slice(..take as usize))),
+                        left - take,
+                    ))
+                }
+            });
+            Response::new(StreamBody::new(stream).boxed_unsync())
+        }
+        p if p.starts_with("/status/") => {
+            let code = p.trim_start_matches("/status/").parse().unwrap_or(500);
+            full(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "text/plain",
+                "status",
+            )
+        }
+        _ => full(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({ "id": 123, "name": "Ada", "path": path }).to_string(),
+        ),
+    })
+}

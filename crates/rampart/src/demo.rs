@@ -1,0 +1,256 @@
+//! `rampart demo`: a small users/orders JSON API served in-process on loopback, with the
+//! gateway in front of it and every stage that exists switched on.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rampart_proxy::Gateway;
+use tokio::net::TcpListener;
+
+/// The demo API's OpenAPI document (served at `/openapi.json`; the schema stage will use it).
+pub(crate) const OPENAPI: &str = include_str!("demo_openapi.json");
+
+/// Starts the demo API on a free loopback port and returns its address.
+pub(crate) async fn start_demo_api() -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let next_order = Arc::new(AtomicU64::new(1001));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let next_order = next_order.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| demo_api(req, next_order.clone()));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn user(id: u64) -> serde_json::Value {
+    let names = [
+        "Ada Lovelace",
+        "Alan Turing",
+        "Grace Hopper",
+        "Edsger Dijkstra",
+        "Barbara Liskov",
+    ];
+    let name = names[usize::try_from(id % 5).unwrap_or(0)];
+    serde_json::json!({ "id": id, "name": name, "email": format!("user{id}@example.com"), "plan": if id % 2 == 0 { "pro" } else { "free" } })
+}
+
+async fn demo_api(
+    req: Request<Incoming>,
+    next_order: Arc<AtomicU64>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Ok(match (req.method(), segs.as_slice()) {
+        (&Method::GET, ["health"]) => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        (&Method::GET, ["openapi.json"]) => {
+            let mut r = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        (&Method::GET, ["users"]) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "users": (1..=5).map(user).collect::<Vec<_>>() }),
+        ),
+        (&Method::GET, ["users", id]) => match id.parse::<u64>() {
+            Ok(id) if (1..=1000).contains(&id) => json(StatusCode::OK, &user(id)),
+            _ => json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({ "error": "no such user" }),
+            ),
+        },
+        (&Method::GET, ["orders"]) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "orders": [
+                { "id": 1000, "user_id": 1, "item": "keyboard", "quantity": 1, "total_cents": 4900 },
+                { "id": 999, "user_id": 2, "item": "monitor", "quantity": 2, "total_cents": 39800 }
+            ] }),
+        ),
+        (&Method::POST, ["orders"]) => {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(mut order) if order.is_object() => {
+                    order["id"] = next_order.fetch_add(1, Ordering::Relaxed).into();
+                    json(StatusCode::CREATED, &order)
+                }
+                _ => json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": "expected a JSON object" }),
+                ),
+            }
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": "not found" }),
+        ),
+    })
+}
+
+/// The gateway configuration of the demo.
+pub(crate) fn demo_config(port: u16, admin_port: u16, api: SocketAddr) -> String {
+    format!(
+        r#"# The demo configuration: the gateway in front of the built-in demo API.
+listeners:
+  - name: public
+    bind: 127.0.0.1:{port}
+    # The demo trusts loopback as a proxy, so that X-Forwarded-For can show the IP rules.
+    trusted_proxies: [127.0.0.1/32, "::1/128"]
+    limits:
+      max_body_bytes: 1048576
+      max_connections_per_ip: 512
+
+admin:
+  bind: 127.0.0.1:{admin_port}
+  token: file:admin-token
+
+upstreams:
+  demo:
+    targets: ["http://{api}"]
+    connect_timeout_ms: 1000
+    request_timeout_ms: 10000
+
+lists:
+  blocked_networks: [203.0.113.0/24, "2001:db8:bad::/48"]
+
+ip_rules:
+  - {{ id: demo-blocked-networks, action: block, lists: [blocked_networks] }}
+
+apis:
+  - name: demo-api
+    base_path: /api
+    strip_base_path: true
+    upstream: demo
+    ip_rules:
+      - {{ id: demo-partner-ban, action: block, list: [198.51.100.0/24] }}
+
+events:
+  sqlite: events.db
+  jsonl: events.jsonl
+  access_log: access.log
+"#
+    )
+}
+
+pub(crate) async fn run(port: u16, admin_port: u16, exit_after_secs: Option<u64>) -> ExitCode {
+    let api = match start_demo_api().await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot start the demo API: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
+    let token = demo_token();
+    let config = dir.join("rampart.yaml");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("admin-token"), &token))
+        .and_then(|()| std::fs::write(&config, demo_config(port, admin_port, api)));
+    if let Err(e) = written {
+        eprintln!(
+            "error: cannot write the demo configuration in {}: {e}",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let snapshot = match rampart_config::load_file(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{}", e.render());
+            return ExitCode::from(1);
+        }
+    };
+    let gateway = match Gateway::start(snapshot, Some(config.clone())).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}\nhint: choose other ports with --port and --admin-port");
+            return ExitCode::from(2);
+        }
+    };
+    let _watch =
+        rampart_proxy::spawn_reload_watchers(gateway.shared().clone(), Duration::from_secs(1));
+    let base = format!("http://127.0.0.1:{port}");
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let msg = format!(
+        r#"
+Rampart demo is running.
+
+  gateway     {base}/api/...  (in front of the demo API on http://{api})
+  admin       {admin}   token: {token}
+  config      {config}   (edit it: the gateway reloads on save)
+  events      {events}   (SQLite) and {jsonl} (JSON lines)
+
+Try:
+  curl -i {base}/api/users/1                                          # 200, through the gateway
+  curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":2}}'
+  curl -i {base}/api/users/1 -H 'X-Forwarded-For: 203.0.113.7'        # 403 forbidden: ip_rules (blocked network)
+  curl -i {base}/api/users/1 -H 'X-Forwarded-For: 198.51.100.20'      # 403 forbidden: the API's own ip_rules
+  curl -i --path-as-is {base}/api/../admin                            # 400 malformed_request: dot segments
+  curl -i {base}/nothing-here                                         # 404 not_found: no API serves this path
+  head -c 2000000 /dev/zero | curl -i {base}/api/orders --data-binary @-   # 413 body_too_large
+  curl -s {admin}/metrics -H 'Authorization: Bearer {token}' | grep rampart_
+  curl -s {admin}/api/v1/status -H 'Authorization: Bearer {token}'
+
+Press Ctrl-C to stop.
+"#,
+        config = config.display(),
+        events = dir.join("events.db").display(),
+        jsonl = dir.join("events.jsonl").display(),
+    );
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{msg}");
+    }
+    match exit_after_secs {
+        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+        None => crate::wait_for_signal().await,
+    }
+    gateway.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+fn demo_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::from("demo-");
+    for i in 0..2u64 {
+        let mut h = std::hash::RandomState::new().build_hasher();
+        h.write_u64(i);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
