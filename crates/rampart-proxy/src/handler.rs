@@ -83,10 +83,13 @@ async fn handle_inner(
 ) -> Response<ProxyBody> {
     let state = shared.state.load_full();
     let snap = state.snapshot.clone();
+    // Per-request settings come from the snapshot this request loaded, so that a reload applies
+    // to kept-alive connections too; the connection's own copy is only a fallback.
+    let listener = snap.listener(&ctx.listener.name).cloned().unwrap_or_else(|| ctx.listener.clone());
     let started = Instant::now();
     let (mut parts, body) = req.into_parts();
     let peer_ip = canonical(ctx.peer.ip());
-    let trusted_peer = ctx.listener.trusted_proxies.contains(peer_ip);
+    let trusted_peer = listener.trusted_proxies.contains(peer_ip);
     let request_id = request_id(
         &parts.headers,
         &snap.proxy.request_id_header,
@@ -98,7 +101,7 @@ async fn handle_inner(
         tls: ctx.tls.clone(),
     };
     let mut x = Exchange::new(request_id, peer, shared.clock.now_ms());
-    x.client_ip = forwarded::client_ip(peer_ip, &parts.headers, &ctx.listener.trusted_proxies);
+    x.client_ip = forwarded::client_ip(peer_ip, &parts.headers, &listener.trusted_proxies);
     let mut fin = Finish {
         shared: shared.clone(),
         x,
@@ -114,7 +117,7 @@ async fn handle_inner(
     let rid_header = snap.proxy.request_id_header.clone();
 
     // Protocol hygiene first: every later decision depends on an unambiguous request.
-    if let Some(block) = protocol_check(&parts, &ctx.listener) {
+    if let Some(block) = protocol_check(&parts, &listener) {
         return fin.block(StageId("proxy"), block, &rid_header);
     }
     let host = host_of(&parts);
@@ -141,7 +144,7 @@ async fn handle_inner(
         return fin.respond(&b, &rid_header);
     }
 
-    let limits = &ctx.listener.limits;
+    let limits = &listener.limits;
     let flags = Arc::new(BodyFlags::default());
     let inbound = InboundBody::new(
         body,
