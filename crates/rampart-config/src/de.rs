@@ -40,7 +40,12 @@ impl de::Error for DeError {
     }
 }
 
-/// Decodes `node` into `T`, returning the value (when decoding got through) and every problem.
+/// Decodes `node` into `T`, returning the value and every problem.
+///
+/// The value is returned whenever decoding got through, even with problems: it then holds
+/// placeholders where the problems were, so that later checks can still run on the rest (and
+/// must ignore what lies under a problem's path). It is `None` only when a missing field
+/// stopped decoding.
 pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Option<T>, Vec<Diagnostic>) {
     let sink = RefCell::new(Vec::new());
     let out = T::deserialize(De {
@@ -49,8 +54,7 @@ pub fn from_node<T: de::DeserializeOwned>(node: &Node) -> (Option<T>, Vec<Diagno
         path: String::new(),
     })
     .ok();
-    let diags = sink.into_inner();
-    (if diags.is_empty() { out } else { None }, diags)
+    (out, sink.into_inner())
 }
 
 struct De<'a> {
@@ -634,7 +638,7 @@ mod tests {
     fn reports_every_problem_at_once() {
         let doc = parse("name: x\nnmae: y\nitems:\n  - port: 99999\n    mode: requird\n  - port: eighty\nflag: yes\n").unwrap();
         let (v, d) = from_node::<Outer>(&doc);
-        assert!(v.is_none());
+        assert!(v.is_some(), "decoding goes on with placeholders");
         let msgs: Vec<String> = d
             .iter()
             .map(|d| format!("{}:{} {}", d.span.unwrap().line, d.path, d.message))

@@ -86,7 +86,14 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Snapshot, Con
             &mut cx,
         )
     });
-    diagnostics.extend(cx.into_diagnostics());
+    // A value that did not decode holds a placeholder: what the compiler says under its path
+    // is a consequence, not news.
+    let decode_paths: Vec<String> = diagnostics.iter().map(|d| d.path.clone()).collect();
+    diagnostics.extend(
+        cx.into_diagnostics()
+            .into_iter()
+            .filter(|d| !decode_paths.iter().any(|p| is_under(&d.path, p))),
+    );
     if diagnostics.is_empty() {
         if let Some(s) = snapshot {
             return Ok(s);
@@ -99,6 +106,14 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Snapshot, Con
     }
     diagnostics.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
     Err(fail(diagnostics))
+}
+
+/// Returns true if `path` is `prefix` or lies below it.
+fn is_under(path: &str, prefix: &str) -> bool {
+    !prefix.is_empty()
+        && path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }
 
 /// Checks that `new` can replace `old` without a restart: listener and admin addresses cannot
@@ -131,4 +146,20 @@ pub fn reload_conflicts(old: &Snapshot, new: &Snapshot) -> Vec<Diagnostic> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_and_compile_problems_are_reported_together() {
+        let text = "listeners:\n  - name: p\n    bind: nope\n    limits: { max_conections: 1 }\nupstreams:\n  u: { targets: [\"http://127.0.0.1:1\"], connect_timeout_ms: fast }\napis:\n  - { name: a, upstream: x }\n";
+        let root = crate::yaml::parse(text).unwrap();
+        let (model, d) = crate::de::from_node::<ConfigFile>(&root);
+        assert!(model.is_some(), "{d:?}");
+        let e = load_str(text, "t.yaml", Path::new(".")).unwrap_err();
+        let msgs: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+    }
 }

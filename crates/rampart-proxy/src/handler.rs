@@ -85,7 +85,10 @@ async fn handle_inner(
     let snap = state.snapshot.clone();
     // Per-request settings come from the snapshot this request loaded, so that a reload applies
     // to kept-alive connections too; the connection's own copy is only a fallback.
-    let listener = snap.listener(&ctx.listener.name).cloned().unwrap_or_else(|| ctx.listener.clone());
+    let listener = snap
+        .listener(&ctx.listener.name)
+        .cloned()
+        .unwrap_or_else(|| ctx.listener.clone());
     let started = Instant::now();
     let (mut parts, body) = req.into_parts();
     let peer_ip = canonical(ctx.peer.ip());

@@ -36,7 +36,9 @@ apis:
 }
 
 fn get(path: &str, host: &str) -> Request<Full<Bytes>> {
-    Request::get(format!("https://{host}{path}")).body(Full::new(Bytes::new())).unwrap()
+    Request::get(format!("https://{host}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 fn san_dns(der: &[u8]) -> Vec<String> {
@@ -47,7 +49,9 @@ fn san_dns(der: &[u8]) -> Vec<String> {
 mod x509_names {
     pub(crate) fn names(der: &[u8]) -> Vec<String> {
         // The gateway's own certificate parser gives the SANs as "DNS:name".
-        rampart_proxy::tlsinfo::client_cert(der).map(|c| c.sans).unwrap_or_default()
+        rampart_proxy::tlsinfo::client_cert(der)
+            .map(|c| c.sans)
+            .unwrap_or_default()
     }
 }
 
@@ -58,20 +62,43 @@ async fn http2_over_tls_and_sni_picks_the_certificate() {
     let gw = TestGateway::start(&tls_yaml(&up.url(), &pki, "")).await;
     let addr = gw.addr("tls");
     let cfg = tls_client_config(&pki.ca_pem, None, &["h2", "http/1.1"]);
-    let (rsp, alpn, certs) = tls_connect(addr, "a.example.test", cfg.clone(), get("/echo", "a.example.test")).await.unwrap();
+    let (rsp, alpn, certs) = tls_connect(
+        addr,
+        "a.example.test",
+        cfg.clone(),
+        get("/echo", "a.example.test"),
+    )
+    .await
+    .unwrap();
     assert_eq!(rsp.status, StatusCode::OK);
     assert_eq!(alpn, "h2");
     assert!(san_dns(certs[0].as_ref()).contains(&"DNS:a.example.test".to_owned()));
     assert_eq!(up.last().unwrap().headers["x-forwarded-proto"], "https");
 
-    let (_, _, certs) = tls_connect(addr, "b.example.test", cfg.clone(), get("/echo", "b.example.test")).await.unwrap();
+    let (_, _, certs) = tls_connect(
+        addr,
+        "b.example.test",
+        cfg.clone(),
+        get("/echo", "b.example.test"),
+    )
+    .await
+    .unwrap();
     assert!(san_dns(certs[0].as_ref()).contains(&"DNS:b.example.test".to_owned()));
-    let (_, _, certs) = tls_connect(addr, "x.wild.example.test", cfg.clone(), get("/echo", "x.wild.example.test")).await.unwrap();
+    let (_, _, certs) = tls_connect(
+        addr,
+        "x.wild.example.test",
+        cfg.clone(),
+        get("/echo", "x.wild.example.test"),
+    )
+    .await
+    .unwrap();
     assert!(san_dns(certs[0].as_ref()).contains(&"DNS:*.wild.example.test".to_owned()));
 
     // HTTP/1.1 only clients get HTTP/1.1.
     let h1 = tls_client_config(&pki.ca_pem, None, &["http/1.1"]);
-    let (rsp, alpn, _) = tls_connect(addr, "a.example.test", h1, get("/json", "a.example.test")).await.unwrap();
+    let (rsp, alpn, _) = tls_connect(addr, "a.example.test", h1, get("/json", "a.example.test"))
+        .await
+        .unwrap();
     assert_eq!((rsp.status, alpn.as_str()), (StatusCode::OK, "http/1.1"));
     gw.shutdown().await;
 }
@@ -81,7 +108,10 @@ async fn mtls_required_optional_and_wrong_ca() {
     let up = TestUpstream::start().await;
     let pki = TestPki::new("Test CA");
     let other = TestPki::new("Other CA");
-    let required = format!("      client_auth: {{ mode: required, ca: \"{}\" }}", pki.ca_path.display());
+    let required = format!(
+        "      client_auth: {{ mode: required, ca: \"{}\" }}",
+        pki.ca_path.display()
+    );
     let gw = TestGateway::start(&tls_yaml(&up.url(), &pki, &required)).await;
     let addr = gw.addr("tls");
     let good = pki.client("client-1", &["spiffe://example.test/client-1"]);
@@ -89,30 +119,63 @@ async fn mtls_required_optional_and_wrong_ca() {
 
     // No certificate: the handshake fails.
     let none = tls_client_config(&pki.ca_pem, None, &["http/1.1"]);
-    assert!(tls_connect(addr, "localhost", none.clone(), get("/echo", "localhost")).await.is_err());
+    assert!(
+        tls_connect(addr, "localhost", none.clone(), get("/echo", "localhost"))
+            .await
+            .is_err()
+    );
     // A certificate from another CA: refused too.
     let bad = tls_client_config(&pki.ca_pem, Some(&foreign), &["http/1.1"]);
-    assert!(tls_connect(addr, "localhost", bad, get("/echo", "localhost")).await.is_err());
+    assert!(
+        tls_connect(addr, "localhost", bad, get("/echo", "localhost"))
+            .await
+            .is_err()
+    );
     // A good certificate: served, and the identity goes upstream in the header.
     let ok = tls_client_config(&pki.ca_pem, Some(&good), &["h2"]);
-    let (rsp, _, _) = tls_connect(addr, "localhost", ok.clone(), get("/echo", "localhost")).await.unwrap();
+    let (rsp, _, _) = tls_connect(addr, "localhost", ok.clone(), get("/echo", "localhost"))
+        .await
+        .unwrap();
     assert_eq!(rsp.status, StatusCode::OK);
-    let xcc = up.last().unwrap().headers["x-client-cert"].to_str().unwrap().to_owned();
+    let xcc = up.last().unwrap().headers["x-client-cert"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     // RFC 4514 order (last RDN first), as `openssl x509 -subject -nameopt RFC2253` prints it.
     assert!(xcc.contains("Subject=\"O=Example,CN=client-1\""), "{xcc}");
     assert!(xcc.contains("URI=spiffe://example.test/client-1"), "{xcc}");
     assert!(xcc.starts_with("Hash="), "{xcc}");
     // A client cannot forge the header even with a valid certificate.
-    let forged = Request::get("https://localhost/echo").header("x-client-cert", "Subject=\"CN=admin\"").body(Full::new(Bytes::new())).unwrap();
+    let forged = Request::get("https://localhost/echo")
+        .header("x-client-cert", "Subject=\"CN=admin\"")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     tls_connect(addr, "localhost", ok, forged).await.unwrap();
-    let xcc = up.last().unwrap().headers.get_all("x-client-cert").iter().count();
+    let xcc = up
+        .last()
+        .unwrap()
+        .headers
+        .get_all("x-client-cert")
+        .iter()
+        .count();
     assert_eq!(xcc, 1);
-    assert!(!up.last().unwrap().headers["x-client-cert"].to_str().unwrap().contains("admin"));
+    assert!(!up.last().unwrap().headers["x-client-cert"]
+        .to_str()
+        .unwrap()
+        .contains("admin"));
 
     // Optional: no certificate is fine, and no identity header is sent.
-    let optional = format!("      client_auth: {{ mode: optional, ca: \"{}\" }}", pki.ca_path.display());
-    assert!(gw.reload(&tls_yaml(&up.url(), &pki, &optional)).await.is_applied());
-    let (rsp, _, _) = tls_connect(addr, "localhost", none, get("/echo", "localhost")).await.unwrap();
+    let optional = format!(
+        "      client_auth: {{ mode: optional, ca: \"{}\" }}",
+        pki.ca_path.display()
+    );
+    assert!(gw
+        .reload(&tls_yaml(&up.url(), &pki, &optional))
+        .await
+        .is_applied());
+    let (rsp, _, _) = tls_connect(addr, "localhost", none, get("/echo", "localhost"))
+        .await
+        .unwrap();
     assert_eq!(rsp.status, StatusCode::OK);
     assert!(!up.last().unwrap().headers.contains_key("x-client-cert"));
     gw.shutdown().await;
@@ -124,13 +187,19 @@ async fn tls_garbage_is_closed_and_the_listener_keeps_serving() {
     let pki = TestPki::new("Test CA");
     let gw = TestGateway::start(&tls_yaml(&up.url(), &pki, "")).await;
     let addr = gw.addr("tls");
-    for junk in [&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], &[0x16, 0x03, 0x01, 0xff, 0xff, 0, 1, 2, 3][..], &[0u8; 64][..]] {
+    for junk in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        &[0x16, 0x03, 0x01, 0xff, 0xff, 0, 1, 2, 3][..],
+        &[0u8; 64][..],
+    ] {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(junk).await.unwrap();
         assert!(common::closed_within(&mut s, Duration::from_secs(5)).await);
     }
     let cfg = tls_client_config(&pki.ca_pem, None, &["h2"]);
-    let (rsp, _, _) = tls_connect(addr, "localhost", cfg, get("/json", "localhost")).await.unwrap();
+    let (rsp, _, _) = tls_connect(addr, "localhost", cfg, get("/json", "localhost"))
+        .await
+        .unwrap();
     assert_eq!(rsp.status, StatusCode::OK);
     gw.shutdown().await;
 }

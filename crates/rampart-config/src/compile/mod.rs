@@ -446,18 +446,34 @@ fn compile_proxy(p: &ProxyConfig, cx: &mut CompileCx) -> Option<ProxySettings> {
 }
 
 fn parse_addr(s: &str, cx: &mut CompileCx) -> Option<SocketAddr> {
-    match s.parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            let help = if s.parse::<std::net::IpAddr>().is_ok() {
-                "add a port, as in 0.0.0.0:8080"
-            } else {
-                "write an IP and a port, as in 127.0.0.1:8080 or [::]:8443"
-            };
-            cx.error_with_help(format!("\"{s}\" is not a socket address"), help);
-            None
-        }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
     }
+    let port_out_of_range = s
+        .rsplit_once(':')
+        .filter(|(ip, _)| {
+            ip.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+        })
+        .is_some_and(|(_, port)| port.parse::<u64>().is_ok());
+    if port_out_of_range {
+        cx.error_with_help(
+            format!("\"{s}\" is not a socket address"),
+            "the port must be between 0 and 65535",
+        );
+    } else if s.parse::<std::net::IpAddr>().is_ok() {
+        cx.error_with_help(
+            format!("\"{s}\" is not a socket address"),
+            "add a port, as in 0.0.0.0:8080",
+        );
+    } else {
+        cx.error_with_help(
+            format!("\"{s}\" is not a socket address"),
+            "write an IP and a port, as in 127.0.0.1:8080 or [::]:8443",
+        );
+    }
+    None
 }
 
 /// Resolves a secret reference: `env:NAME`, `file:path` (relative to the config), or a literal.

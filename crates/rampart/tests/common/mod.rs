@@ -45,11 +45,24 @@ pub(crate) async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
 }
 
 /// Reads the events database.
-pub(crate) fn events(db: &std::path::Path) -> Vec<(String, Option<String>, String, String, Option<i64>, String)> {
+pub(crate) fn events(
+    db: &std::path::Path,
+) -> Vec<(String, Option<String>, String, String, Option<i64>, String)> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st = conn.prepare("SELECT stage, rule, action, reason, status, client_ip FROM events ORDER BY id").unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    let mut st = conn
+        .prepare("SELECT stage, rule, action, reason, status, client_ip FROM events ORDER BY id")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }

@@ -1,0 +1,138 @@
+//! The command line: `rampart check` output (golden), exit codes, and `rampart demo`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn rampart() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+/// Compares with a golden file; `BLESS=1` rewrites it.
+fn assert_golden(name: &str, actual: &str) {
+    let path = golden_dir().join(name);
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing golden file {}", path.display()));
+    assert_eq!(
+        actual,
+        expected,
+        "output differs from {} (run with BLESS=1 to accept)",
+        path.display()
+    );
+}
+
+#[test]
+fn check_reports_all_five_mistakes_with_carets() {
+    let out = rampart()
+        .current_dir(golden_dir())
+        .args(["check", "-c", "five-mistakes.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.matches("error: ").count(), 5, "{stderr}");
+    assert_golden("five-mistakes.stderr", &stderr);
+}
+
+#[test]
+fn check_exit_codes() {
+    let dir = rampart_test_support::TempDir::new("rampart-cli");
+    let ok = dir.write(
+        "ok.yaml",
+        "listeners:\n  - { name: p, bind: 127.0.0.1:0 }\nupstreams:\n  u: { targets: [\"http://127.0.0.1:9\"] }\napis:\n  - { name: a, upstream: u }\n",
+    );
+    let out = rampart().args(["check", "-c"]).arg(&ok).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+    let out = rampart()
+        .args(["check", "-c"])
+        .arg(dir.path().join("missing.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let bad_yaml = dir.write("bad.yaml", "listeners: [ {name: p\n");
+    let out = rampart()
+        .args(["check", "-c"])
+        .arg(&bad_yaml)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid YAML"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn demo_serves_and_blocks() {
+    let (port, admin) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "demo",
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+            "--exit-after-secs",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let c = rampart_test_support::HttpClient::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if c.get(&format!("{base}/api/users/1"))
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the demo did not come up");
+    let r = c.get(&format!("{base}/api/users/1")).await.unwrap();
+    assert_eq!(r.json()["name"], "Alan Turing");
+    let blocked = c
+        .send(
+            http::Request::get(format!("{base}/api/users/1"))
+                .header("x-forwarded-for", "203.0.113.7")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocked.status, 403);
+    assert_eq!(blocked.json()["error"], "forbidden");
+    assert_eq!(
+        c.get(&format!("{base}/nothing-here")).await.unwrap().status,
+        404
+    );
+    let m = c
+        .get(&format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(m.status, 401, "metrics need the token");
+    child.kill().await.unwrap();
+}
