@@ -21,3 +21,31 @@ pub use snapshot::{
     path_has_prefix, Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings,
     Snapshot, Source, Target, Upstream,
 };
+
+/// Entry points for fuzzing (`fuzz/`), also run on the seed corpus by `cargo test`.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// Loads arbitrary bytes as a configuration. Invariants: no panic; every position points
+    /// inside the text; rendering works.
+    pub fn config(data: &[u8]) {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
+        if let Err(e) = crate::load_str(text, "fuzz.yaml", Path::new("/nonexistent-fuzz-dir")) {
+            let lines = text.lines().count().max(1);
+            for d in &e.diagnostics {
+                if let Some(s) = d.span {
+                    assert!(
+                        s.line >= 1 && s.line <= lines + 1,
+                        "line {} of {lines}",
+                        s.line
+                    );
+                    assert!(s.col >= 1);
+                }
+            }
+            assert!(e.render().contains("error"));
+        }
+    }
+}

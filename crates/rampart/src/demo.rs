@@ -60,7 +60,7 @@ fn user(id: u64) -> serde_json::Value {
         "Barbara Liskov",
     ];
     let name = names[usize::try_from(id % 5).unwrap_or(0)];
-    serde_json::json!({ "id": id, "name": name, "email": format!("user{id}@example.com"), "plan": if id % 2 == 0 { "pro" } else { "free" } })
+    serde_json::json!({ "id": id, "name": name, "email": format!("user{id}@example.com"), "plan": if id.is_multiple_of(2) { "pro" } else { "free" } })
 }
 
 async fn demo_api(
@@ -232,10 +232,7 @@ Press Ctrl-C to stop.
         events = dir.join("events.db").display(),
         jsonl = dir.join("events.jsonl").display(),
     );
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{msg}");
-    }
+    crate::print_out(&msg);
     match exit_after_secs {
         Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
         None => crate::wait_for_signal().await,

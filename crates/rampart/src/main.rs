@@ -106,7 +106,7 @@ fn check(config: &Path) -> ExitCode {
     }
     match rampart_config::load_file(config) {
         Ok(s) => {
-            println!(
+            print_out(&format!(
                 "ok: {} ({} listener{}, {} API{}, {} upstream{})",
                 config.display(),
                 s.listeners.len(),
@@ -115,7 +115,7 @@ fn check(config: &Path) -> ExitCode {
                 plural(s.apis.len()),
                 s.upstreams.len(),
                 plural(s.upstreams.len())
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -123,6 +123,12 @@ fn check(config: &Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Prints a command's output on standard output (logs go to standard error).
+#[allow(clippy::print_stdout)]
+pub(crate) fn print_out(text: &str) {
+    println!("{text}");
 }
 
 fn plural(n: usize) -> &'static str {

@@ -1,4 +1,5 @@
 //! The command line: `rampart check` output (golden), exit codes, and `rampart demo`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,4 +1,5 @@
 //! Connection-level protections: connection caps, idle timeout, HTTP/2 rapid reset.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

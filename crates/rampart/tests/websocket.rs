@@ -1,4 +1,5 @@
 //! WebSocket upgrades pass through the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use futures_util::{SinkExt, StreamExt};
 use rampart_test_support::{TestGateway, TestUpstream};

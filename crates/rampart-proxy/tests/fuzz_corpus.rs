@@ -1,0 +1,20 @@
+//! Replays the `forwarded` and `client_cert` fuzz targets' corpora on stable Rust.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+fn replay(target: &str, f: fn(&[u8])) -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        f(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn corpus_replays() {
+    assert!(replay("forwarded", rampart_proxy::fuzzing::forwarded) >= 3);
+    assert!(replay("client_cert", rampart_proxy::fuzzing::client_cert) >= 1);
+}
