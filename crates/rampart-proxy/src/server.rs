@@ -375,7 +375,9 @@ pub fn spawn_reload_watchers(shared: Arc<Shared>, poll: Duration) -> JoinHandle<
         let mut last = read(&path);
         #[cfg(unix)]
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut tick = tokio::time::interval(poll);
+        // A zero interval turns polling off (SIGHUP and the admin API still reload).
+        let mut tick = tokio::time::interval(poll.max(Duration::from_millis(1)));
+        let polling = !poll.is_zero();
         loop {
             #[cfg(unix)]
             let hup_fut = async {
@@ -392,7 +394,7 @@ pub fn spawn_reload_watchers(shared: Arc<Shared>, poll: Duration) -> JoinHandle<
                     last = read(&path);
                     reload_from_file(&shared).await;
                 }
-                _ = tick.tick() => {
+                _ = tick.tick(), if polling => {
                     // Compare contents, not timestamps: this survives atomic renames and
                     // symlink swaps (Kubernetes ConfigMaps).
                     let now = read(&path);

@@ -19,6 +19,9 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     log_json: bool,
+    /// Worker threads serving requests (default: one per core).
+    #[arg(long, global = true)]
+    workers: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +33,10 @@ enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "rampart.yaml")]
         config: PathBuf,
+        /// How often the file is checked for changes, in milliseconds (0: only SIGHUP and the
+        /// admin API reload).
+        #[arg(long, default_value_t = 1000)]
+        watch_interval_ms: u64,
     },
     /// Compile a configuration and print every problem. Exit 0 valid, 1 invalid, 2 could not run.
     Check {
@@ -54,26 +61,31 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.as_deref(), cli.log_json);
+    let workers = cli.workers;
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config } => {
-            runtime().map_or(ExitCode::from(2), |rt| rt.block_on(run(config)))
-        }
+        Command::Run {
+            config,
+            watch_interval_ms,
+        } => runtime(workers).map_or(ExitCode::from(2), |rt| {
+            rt.block_on(run(config, watch_interval_ms))
+        }),
         Command::Demo {
             port,
             admin_port,
             exit_after_secs,
-        } => runtime().map_or(ExitCode::from(2), |rt| {
+        } => runtime(workers).map_or(ExitCode::from(2), |rt| {
             rt.block_on(demo::run(port, admin_port, exit_after_secs))
         }),
     }
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+fn runtime(workers: Option<usize>) -> Option<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers.filter(|n| *n > 0) {
+        builder.worker_threads(n);
+    }
+    match builder.enable_all().build() {
         Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -139,7 +151,7 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-async fn run(config: PathBuf) -> ExitCode {
+async fn run(config: PathBuf, watch_interval_ms: u64) -> ExitCode {
     let snapshot = match rampart_config::load_file(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -154,8 +166,10 @@ async fn run(config: PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _watch =
-        rampart_proxy::spawn_reload_watchers(gateway.shared().clone(), Duration::from_secs(1));
+    let _watch = rampart_proxy::spawn_reload_watchers(
+        gateway.shared().clone(),
+        Duration::from_millis(watch_interval_ms),
+    );
     wait_for_signal().await;
     tracing::info!("Shutting down: draining in-flight requests.");
     gateway.shutdown().await;

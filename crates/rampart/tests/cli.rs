@@ -137,3 +137,80 @@ async fn demo_serves_and_blocks() {
     assert_eq!(m.status, 401, "metrics need the token");
     child.kill().await.unwrap();
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_and_sigterm_drains() {
+    let up = rampart_test_support::TestUpstream::start().await;
+    let dir = rampart_test_support::TempDir::new("rampart-hup");
+    let port = free_port();
+    let cfg = |blocked: &str| {
+        format!(
+            "listeners:\n  - {{ name: p, bind: 127.0.0.1:{port}, trusted_proxies: [127.0.0.1/32] }}\nupstreams:\n  u: {{ targets: [\"{}\"] }}\nip_rules:\n  - {{ action: block, list: [{blocked}] }}\napis:\n  - {{ name: a, upstream: u }}\nevents: {{ sqlite: \"off\" }}\n",
+            up.url()
+        )
+    };
+    let path = dir.write("rampart.yaml", cfg("203.0.113.0/24"));
+    // File polling off: only the signal can reload.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["--log", "warn", "run", "--watch-interval-ms", "0", "-c"])
+        .arg(&path)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let c = rampart_test_support::HttpClient::new();
+    let url = format!("http://127.0.0.1:{port}/json");
+    let status = |ip: &'static str| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            c.send(
+                http::Request::get(url)
+                    .header("x-forwarded-for", ip)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0)
+        }
+    };
+    for _ in 0..100 {
+        if status("198.51.100.1").await == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status("198.51.100.1").await, 200);
+    std::fs::write(&path, cfg("198.51.100.0/24")).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status("198.51.100.1").await,
+        200,
+        "no reload without the signal"
+    );
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if status("198.51.100.1").await == 403 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reloaded, "SIGHUP did not reload");
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

@@ -148,3 +148,44 @@ async fn http2_rapid_reset_closes_the_connection() {
     assert_eq!(r.status, 200);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn http2_concurrent_streams_are_capped() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::start(&with_limits(&up.url(), "h2_max_concurrent_streams: 3")).await;
+    let tcp = TcpStream::connect(gw.addr("public")).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    // The server's SETTINGS frame announces the cap.
+    for _ in 0..20 {
+        if client.current_max_send_streams() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        client = client.ready().await.unwrap();
+    }
+    assert_eq!(client.current_max_send_streams(), 3);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::start(&with_limits(&up.url(), "max_connections: 100")).await;
+    let url = gw.url("public", "/slow?ms=600");
+    let c = HttpClient::new();
+    let inflight = tokio::spawn(async move { c.get(&url).await.unwrap().status });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let addr = gw.addr("public");
+    gw.shutdown().await;
+    assert_eq!(
+        inflight.await.unwrap(),
+        200,
+        "the in-flight request was cut"
+    );
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}

@@ -204,3 +204,85 @@ async fn tls_garbage_is_closed_and_the_listener_keeps_serving() {
     assert_eq!(rsp.status, StatusCode::OK);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn certificates_reload_with_the_config() {
+    let up = TestUpstream::start().await;
+    let pki = TestPki::new("Test CA");
+    let gw = TestGateway::start(&tls_yaml(&up.url(), &pki, "")).await;
+    let addr = gw.addr("tls");
+    let cfg = tls_client_config(&pki.ca_pem, None, &["http/1.1"]);
+    let (_, _, before) = tls_connect(addr, "localhost", cfg.clone(), get("/json", "localhost"))
+        .await
+        .unwrap();
+    // A new configuration with new certificate files: new connections get the new certificate.
+    assert!(gw.reload(&tls_yaml(&up.url(), &pki, "")).await.is_applied());
+    let (rsp, _, after) = tls_connect(addr, "localhost", cfg, get("/json", "localhost"))
+        .await
+        .unwrap();
+    assert_eq!(rsp.status, StatusCode::OK);
+    assert_ne!(before[0], after[0], "the certificate did not change");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_is_closed() {
+    let up = TestUpstream::start().await;
+    let pki = TestPki::new("Test CA");
+    let yaml = tls_yaml(&up.url(), &pki, "").replace(
+        "    tls:\n",
+        "    limits: { handshake_timeout_ms: 300 }\n    tls:\n",
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr("tls"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(common::closed_within(&mut s, Duration::from_secs(5)).await);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_to_the_upstream_is_verified() {
+    let pki = TestPki::new("Upstream CA");
+    let (cert, key) = pki.server(&["upstream.test"]);
+    let up = TestUpstream::start_tls(&cert, &key).await;
+    let yaml = |tls: &str| {
+        format!(
+            "listeners:\n  - {{ name: public, bind: 127.0.0.1:0 }}\nupstreams:\n  app: {{ targets: [\"https://127.0.0.1:{}\"], connect_timeout_ms: 1000, tls: {tls} }}\napis:\n  - {{ name: app, upstream: app }}\n",
+            up.addr.port()
+        )
+    };
+    let c = rampart_test_support::HttpClient::new();
+    // Trusted CA and the right name: served over TLS.
+    let gw = TestGateway::start(&yaml(&format!(
+        "{{ ca: \"{}\", server_name: upstream.test }}",
+        pki.ca_path.display()
+    )))
+    .await;
+    let r = c.get(&gw.url("public", "/json")).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    // The wrong name: the upstream's certificate is refused, 502.
+    assert!(gw
+        .reload(&yaml(&format!(
+            "{{ ca: \"{}\", server_name: other.test }}",
+            pki.ca_path.display()
+        )))
+        .await
+        .is_applied());
+    assert_eq!(
+        c.get(&gw.url("public", "/json")).await.unwrap().status,
+        StatusCode::BAD_GATEWAY
+    );
+    // insecure_skip_verify accepts it (for tests only).
+    assert!(gw
+        .reload(&yaml("{ insecure_skip_verify: true }"))
+        .await
+        .is_applied());
+    assert_eq!(
+        c.get(&gw.url("public", "/json")).await.unwrap().status,
+        StatusCode::OK
+    );
+    gw.shutdown().await;
+}

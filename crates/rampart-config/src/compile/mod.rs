@@ -220,14 +220,10 @@ fn compile_limits(l: &LimitsConfig, cx: &mut CompileCx) -> Option<Limits> {
     if l.max_headers == 0 {
         cx.at("max_headers", |cx| cx.error("must be greater than 0"));
     }
-    if l.max_connections_per_ip > l.max_connections {
-        cx.at("max_connections_per_ip", |cx| {
-            cx.error("must not exceed max_connections")
-        });
-    }
     (cx.diagnostics().len() == before).then(|| Limits {
         max_connections: l.max_connections as usize,
-        max_connections_per_ip: l.max_connections_per_ip as usize,
+        // A per-IP cap above the listener cap means no per-IP cap: clamp it.
+        max_connections_per_ip: l.max_connections_per_ip.min(l.max_connections) as usize,
         handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
         header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
         idle_timeout: Duration::from_millis(l.idle_timeout_ms),
