@@ -25,7 +25,7 @@ use rampart_core::{
 
 use crate::body::{BodyFlags, BoxError, InboundBody, ProxyBody};
 use crate::server::{ConnState, Shared};
-use crate::{forwarded, respond, tlsinfo};
+use crate::{forwarded, respond, telemetry, tlsinfo};
 
 /// What a request handler knows about its connection.
 #[derive(Debug)]
@@ -277,7 +277,8 @@ async fn handle_inner(
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = headers.clone();
+        // Only a retry needs the headers again: the last attempt takes them.
+        *req.headers_mut() = if attempt + 1 < attempts { headers.clone() } else { std::mem::take(&mut headers) };
         match tokio::time::timeout(pool.spec.request_timeout, pool.client.request(req)).await {
             Ok(Ok(rsp)) => {
                 pool.report(i, true, shared.clock.now_ms());
@@ -330,11 +331,7 @@ async fn handle_inner(
     }
     fin.status = rparts.status.as_u16();
     let inspect = api.pipeline.needs_response_body();
-    let tracked = TrackedBody {
-        inner: rbody,
-        fin: Some(fin),
-        inspect,
-    };
+    let tracked = TrackedBody::new(rbody, fin, inspect);
     Response::from_parts(rparts, tracked.boxed_unsync())
 }
 
@@ -640,30 +637,16 @@ impl Finish {
                 status,
             ));
         }
-        let api = self
-            .x
-            .route
-            .as_ref()
-            .map(|r| r.api.to_string())
-            .unwrap_or_default();
+        let api: Arc<str> = self.x.route.as_ref().map_or_else(|| Arc::from(""), |r| r.api.clone());
         let elapsed = self.started.elapsed();
-        metrics::counter!(
-            "rampart_requests_total",
-            "listener" => self.listener.to_string(),
-            "api" => api.clone(),
-            "status" => self.status.to_string(),
-            "decision" => if blocked_by.is_some() { "block" } else { "forward" }
-        )
-        .increment(1);
-        metrics::histogram!("rampart_request_duration_seconds", "api" => api.clone())
-            .record(elapsed.as_secs_f64());
+        telemetry::record_request(&self.listener, &api, self.status, blocked_by.is_some(), elapsed);
         if self.shared.access_log {
             let line = serde_json::json!({
                 "time_ms": self.x.timings.received_ms,
                 "request_id": self.x.request_id,
                 "client_ip": self.x.client_ip.to_string(),
                 "listener": &*self.listener,
-                "api": api,
+                "api": &*api,
                 "method": self.method,
                 "path": self.path,
                 "status": self.status,
@@ -684,62 +667,93 @@ impl Drop for Finish {
 
 /// The response body as it streams to the client: counts bytes, runs the response-body phase
 /// when a stage needs it, and completes the exchange at the end.
+///
+/// After each frame it looks one frame ahead, so that the end of a chunked body is known with
+/// its last data: hyper then writes the data and the terminating chunk in one write instead of
+/// two (measured: one syscall and one client wake-up less per chunked response).
 struct TrackedBody {
     inner: Incoming,
     fin: Option<Finish>,
     inspect: bool,
+    ahead: Option<Result<Frame<Bytes>, BoxError>>,
+    ended: bool,
+}
+
+impl TrackedBody {
+    fn new(inner: Incoming, fin: Finish, inspect: bool) -> Self {
+        Self { inner, fin: Some(fin), inspect, ahead: None, ended: false }
+    }
+
+    /// Runs the response-body phase on a data chunk; false means the stream must be cut.
+    fn inspect_chunk(&mut self, data: &mut Bytes, end_of_stream: bool) -> bool {
+        let Some(fin) = self.fin.as_mut() else { return true };
+        fin.bytes_out += data.len() as u64;
+        if !self.inspect {
+            return true;
+        }
+        let Some(api) = fin.api.clone() else { return true };
+        if let Verdict::Block(_) = api.pipeline.response_body(data, end_of_stream, &mut fin.x) {
+            // The head is gone: the only safe thing left is to cut the stream, so the client
+            // never gets the rest. The finding is already recorded.
+            self.fin = None;
+            return false;
+        }
+        true
+    }
+
+    /// The end of the body: the response-body phase's last call, then completion.
+    fn end(&mut self) -> bool {
+        let ok = self.inspect_chunk(&mut Bytes::new(), true);
+        self.fin = None;
+        ok
+    }
 }
 
 impl Body for TrackedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let next = match this.ahead.take() {
+            Some(frame) => Poll::Ready(Some(frame)),
+            None if this.ended => Poll::Ready(None),
+            None => Pin::new(&mut this.inner).poll_frame(cx).map(|f| f.map(|r| r.map_err(BoxError::from))),
+        };
+        match next {
             Poll::Ready(Some(Ok(frame))) => {
                 let frame = match frame.into_data() {
                     Ok(mut data) => {
-                        if let Some(fin) = this.fin.as_mut() {
-                            fin.bytes_out += data.len() as u64;
-                            if this.inspect {
-                                if let Some(api) = fin.api.clone() {
-                                    if let Verdict::Block(_) =
-                                        api.pipeline.response_body(&mut data, false, &mut fin.x)
-                                    {
-                                        // The head is gone: the only safe thing left is to cut the
-                                        // stream, so the client never gets the rest.
-                                        this.fin = None;
-                                        return Poll::Ready(Some(Err("response blocked".into())));
-                                    }
-                                }
-                            }
+                        if !this.inspect_chunk(&mut data, false) {
+                            return Poll::Ready(Some(Err("response blocked".into())));
                         }
                         Frame::data(data)
                     }
                     Err(frame) => frame,
                 };
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.fin = None;
-                Poll::Ready(Some(Err(Box::new(e))))
-            }
-            Poll::Ready(None) => {
-                if let Some(mut fin) = this.fin.take() {
-                    if this.inspect {
-                        if let Some(api) = fin.api.clone() {
-                            let mut empty = Bytes::new();
-                            if let Verdict::Block(_) =
-                                api.pipeline.response_body(&mut empty, true, &mut fin.x)
-                            {
+                if !this.ended && this.ahead.is_none() {
+                    match Pin::new(&mut this.inner).poll_frame(cx) {
+                        Poll::Ready(Some(r)) => this.ahead = Some(r.map_err(BoxError::from)),
+                        Poll::Ready(None) => {
+                            this.ended = true;
+                            if !this.end() {
                                 return Poll::Ready(Some(Err("response blocked".into())));
                             }
                         }
+                        Poll::Pending => {}
                     }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // The upstream broke off: the exchange still completes (events, metrics).
+                this.fin = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                if this.fin.is_some() && !this.end() {
+                    return Poll::Ready(Some(Err("response blocked".into())));
                 }
                 Poll::Ready(None)
             }
@@ -748,7 +762,7 @@ impl Body for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ahead.is_none() && (self.ended || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

@@ -3,7 +3,12 @@
 //! Names follow `rampart_<noun>_<unit>_total`; labels are low-cardinality (listener, API,
 //! stage, reason, status), never raw messages.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -68,4 +73,41 @@ pub(crate) fn describe() {
         "rampart_config_reloads_total",
         "Configuration reloads, by outcome."
     );
+}
+
+type RequestKey = (Arc<str>, Arc<str>, u16, bool);
+
+thread_local! {
+    /// Metric handles by label set, per thread: the request path does one hash lookup and one
+    /// atomic add instead of building label strings and looking the series up each time.
+    static REQUEST_HANDLES: RefCell<HashMap<RequestKey, (Counter, Histogram)>> = RefCell::new(HashMap::new());
+}
+
+/// Most label sets kept per thread; beyond, the cache starts over (the series stay registered).
+const MAX_CACHED: usize = 4096;
+
+/// Counts a finished request and records its duration.
+pub(crate) fn record_request(listener: &Arc<str>, api: &Arc<str>, status: u16, blocked: bool, elapsed: Duration) {
+    REQUEST_HANDLES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let key = (listener.clone(), api.clone(), status, blocked);
+        if !cache.contains_key(&key) {
+            if cache.len() >= MAX_CACHED {
+                cache.clear();
+            }
+            let counter = metrics::counter!(
+                "rampart_requests_total",
+                "listener" => listener.to_string(),
+                "api" => api.to_string(),
+                "status" => status.to_string(),
+                "decision" => if blocked { "block" } else { "forward" }
+            );
+            let histogram = metrics::histogram!("rampart_request_duration_seconds", "api" => api.to_string());
+            cache.insert(key.clone(), (counter, histogram));
+        }
+        if let Some((counter, histogram)) = cache.get(&key) {
+            counter.increment(1);
+            histogram.record(elapsed.as_secs_f64());
+        }
+    });
 }

@@ -2,6 +2,11 @@
 
 mod demo;
 
+/// mimalloc: faster than the system allocator for the many small, short-lived allocations of a
+/// proxy (measured with the loopback benchmark; see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
