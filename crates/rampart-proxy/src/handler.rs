@@ -278,7 +278,11 @@ async fn handle_inner(
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
         // Only a retry needs the headers again: the last attempt takes them.
-        *req.headers_mut() = if attempt + 1 < attempts { headers.clone() } else { std::mem::take(&mut headers) };
+        *req.headers_mut() = if attempt + 1 < attempts {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
         match tokio::time::timeout(pool.spec.request_timeout, pool.client.request(req)).await {
             Ok(Ok(rsp)) => {
                 pool.report(i, true, shared.clock.now_ms());
@@ -637,9 +641,19 @@ impl Finish {
                 status,
             ));
         }
-        let api: Arc<str> = self.x.route.as_ref().map_or_else(|| Arc::from(""), |r| r.api.clone());
+        let api: Arc<str> = self
+            .x
+            .route
+            .as_ref()
+            .map_or_else(|| Arc::from(""), |r| r.api.clone());
         let elapsed = self.started.elapsed();
-        telemetry::record_request(&self.listener, &api, self.status, blocked_by.is_some(), elapsed);
+        telemetry::record_request(
+            &self.listener,
+            &api,
+            self.status,
+            blocked_by.is_some(),
+            elapsed,
+        );
         if self.shared.access_log {
             let line = serde_json::json!({
                 "time_ms": self.x.timings.received_ms,
@@ -681,17 +695,27 @@ struct TrackedBody {
 
 impl TrackedBody {
     fn new(inner: Incoming, fin: Finish, inspect: bool) -> Self {
-        Self { inner, fin: Some(fin), inspect, ahead: None, ended: false }
+        Self {
+            inner,
+            fin: Some(fin),
+            inspect,
+            ahead: None,
+            ended: false,
+        }
     }
 
     /// Runs the response-body phase on a data chunk; false means the stream must be cut.
     fn inspect_chunk(&mut self, data: &mut Bytes, end_of_stream: bool) -> bool {
-        let Some(fin) = self.fin.as_mut() else { return true };
+        let Some(fin) = self.fin.as_mut() else {
+            return true;
+        };
         fin.bytes_out += data.len() as u64;
         if !self.inspect {
             return true;
         }
-        let Some(api) = fin.api.clone() else { return true };
+        let Some(api) = fin.api.clone() else {
+            return true;
+        };
         if let Verdict::Block(_) = api.pipeline.response_body(data, end_of_stream, &mut fin.x) {
             // The head is gone: the only safe thing left is to cut the stream, so the client
             // never gets the rest. The finding is already recorded.
@@ -713,12 +737,17 @@ impl Body for TrackedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let next = match this.ahead.take() {
             Some(frame) => Poll::Ready(Some(frame)),
             None if this.ended => Poll::Ready(None),
-            None => Pin::new(&mut this.inner).poll_frame(cx).map(|f| f.map(|r| r.map_err(BoxError::from))),
+            None => Pin::new(&mut this.inner)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BoxError::from))),
         };
         match next {
             Poll::Ready(Some(Ok(frame))) => {

@@ -87,7 +87,13 @@ thread_local! {
 const MAX_CACHED: usize = 4096;
 
 /// Counts a finished request and records its duration.
-pub(crate) fn record_request(listener: &Arc<str>, api: &Arc<str>, status: u16, blocked: bool, elapsed: Duration) {
+pub(crate) fn record_request(
+    listener: &Arc<str>,
+    api: &Arc<str>,
+    status: u16,
+    blocked: bool,
+    elapsed: Duration,
+) {
     REQUEST_HANDLES.with(|cache| {
         let mut cache = cache.borrow_mut();
         let key = (listener.clone(), api.clone(), status, blocked);
@@ -102,7 +108,8 @@ pub(crate) fn record_request(listener: &Arc<str>, api: &Arc<str>, status: u16, b
                 "status" => status.to_string(),
                 "decision" => if blocked { "block" } else { "forward" }
             );
-            let histogram = metrics::histogram!("rampart_request_duration_seconds", "api" => api.to_string());
+            let histogram =
+                metrics::histogram!("rampart_request_duration_seconds", "api" => api.to_string());
             cache.insert(key.clone(), (counter, histogram));
         }
         if let Some((counter, histogram)) = cache.get(&key) {
