@@ -79,6 +79,39 @@ impl TestPki {
 
     /// Issues a client certificate with CN `cn`, organisation `Example` and the given URI SANs.
     pub fn client(&self, cn: &str, uris: &[&str]) -> ClientIdentity {
+        self.client_with_serial(cn, uris, None)
+    }
+
+    /// Writes a CRL revoking the given serial numbers; returns its path.
+    pub fn crl(&self, revoked: &[u64]) -> PathBuf {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.issuer).unwrap();
+        let name = self.next("crl");
+        self.dir.write(&format!("{name}.pem"), crl.pem().unwrap())
+    }
+
+    /// Like [`TestPki::client`], with a chosen serial number.
+    pub fn client_with_serial(
+        &self,
+        cn: &str,
+        uris: &[&str],
+        serial: Option<u64>,
+    ) -> ClientIdentity {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
@@ -90,6 +123,7 @@ impl TestPki {
             .map(|u| SanType::URI((*u).try_into().unwrap()))
             .collect();
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = serial.map(rcgen::SerialNumber::from);
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let base = self.next("client");
         let cert_pem = cert.pem();

@@ -286,3 +286,32 @@ async fn tls_to_the_upstream_is_verified() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn revoked_client_certificates_are_refused() {
+    let up = TestUpstream::start().await;
+    let pki = TestPki::new("Test CA");
+    let good = pki.client_with_serial("client-ok", &[], Some(1001));
+    let revoked = pki.client_with_serial("client-revoked", &[], Some(1002));
+    let crl = pki.crl(&[1002]);
+    let client_auth = format!(
+        "      client_auth: {{ mode: required, ca: \"{}\", crls: [\"{}\"] }}",
+        pki.ca_path.display(),
+        crl.display()
+    );
+    let gw = TestGateway::start(&tls_yaml(&up.url(), &pki, &client_auth)).await;
+    let addr = gw.addr("tls");
+    let ok = tls_client_config(&pki.ca_pem, Some(&good), &["http/1.1"]);
+    let (rsp, _, _) = tls_connect(addr, "localhost", ok, get("/echo", "localhost"))
+        .await
+        .unwrap();
+    assert_eq!(rsp.status, StatusCode::OK);
+    let bad = tls_client_config(&pki.ca_pem, Some(&revoked), &["http/1.1"]);
+    assert!(
+        tls_connect(addr, "localhost", bad, get("/echo", "localhost"))
+            .await
+            .is_err(),
+        "a revoked certificate was accepted"
+    );
+    gw.shutdown().await;
+}
