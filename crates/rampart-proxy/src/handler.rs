@@ -141,7 +141,6 @@ async fn handle_inner(
         operation: None,
     });
     fin.api = Some(api.clone());
-    fin.x.timings.now_ms = shared.clock.now_ms();
 
     if let Verdict::Block(b) = api.pipeline.request_head(&mut parts, &mut fin.x).await {
         return fin.respond(&b, &rid_header);
@@ -296,7 +295,7 @@ async fn handle_inner(
         };
         match tokio::time::timeout(pool.spec.request_timeout, pool.client.request(req)).await {
             Ok(Ok(rsp)) => {
-                pool.report(i, true, shared.clock.now_ms());
+                pool.report(i, true, now);
                 upstream_rsp = Some(rsp);
                 break;
             }
@@ -570,7 +569,18 @@ fn new_request_id() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut h = SEED.get_or_init(std::hash::RandomState::new).build_hasher();
     h.write_u64(n);
-    format!("{:016x}{:08x}", h.finish(), n & 0xffff_ffff)
+    // 16 hex digits of keyed hash (unpredictable) and 8 of the counter (unique), written
+    // without the formatting machinery: this runs for every request.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(24);
+    let hash = h.finish();
+    for i in (0..16).rev() {
+        out.push(char::from(HEX[((hash >> (i * 4)) & 0xf) as usize]));
+    }
+    for i in (0..8).rev() {
+        out.push(char::from(HEX[((n >> (i * 4)) & 0xf) as usize]));
+    }
+    out
 }
 
 /// What remains to do when the exchange is over: events, access log, metrics, completion hooks.

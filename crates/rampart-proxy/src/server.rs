@@ -74,23 +74,14 @@ pub(crate) struct ConnState {
     pub(crate) cancelled: AtomicUsize,
     pub(crate) max_resets: usize,
     pub(crate) kill: Notify,
-    last_activity_ms: AtomicU64,
-    opened: Instant,
+    /// Counts reads and writes; the idle watchdog compares it between ticks (no clock read on
+    /// the IO path).
+    activity: AtomicU64,
 }
 
 impl ConnState {
     fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_activity_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let now = self.opened.elapsed().as_millis();
-        Duration::from_millis(
-            u64::try_from(now)
-                .unwrap_or(u64::MAX)
-                .saturating_sub(self.last_activity_ms.load(Ordering::Relaxed)),
-        )
+        self.activity.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -481,8 +472,7 @@ async fn serve_conn(
         cancelled: AtomicUsize::new(0),
         max_resets: listener.limits.h2_max_pending_reset_streams,
         kill: Notify::new(),
-        last_activity_ms: AtomicU64::new(0),
-        opened: Instant::now(),
+        activity: AtomicU64::new(0),
     });
     match listener.tls.clone() {
         None => {
@@ -603,6 +593,8 @@ async fn serve_http<I>(
         conn.as_mut().graceful_shutdown();
     }
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_activity = state.activity.load(Ordering::Relaxed);
+    let mut idle_since = Instant::now();
     loop {
         tokio::select! {
             res = conn.as_mut() => {
@@ -621,7 +613,11 @@ async fn serve_http<I>(
                 return;
             }
             _ = tick.tick() => {
-                if !draining && state.in_flight.load(Ordering::Acquire) == 0 && state.idle_for() >= idle_timeout {
+                let activity = state.activity.load(Ordering::Relaxed);
+                if activity != last_activity || state.in_flight.load(Ordering::Acquire) > 0 {
+                    last_activity = activity;
+                    idle_since = Instant::now();
+                } else if !draining && idle_since.elapsed() >= idle_timeout {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }

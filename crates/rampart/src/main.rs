@@ -24,7 +24,7 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     log_json: bool,
-    /// Worker threads serving requests (default: one per core).
+    /// Worker threads serving requests (default: one per core; 1 runs everything on one thread).
     #[arg(long, global = true)]
     workers: Option<usize>,
     #[command(subcommand)]
@@ -86,8 +86,13 @@ fn main() -> ExitCode {
 }
 
 fn runtime(workers: Option<usize>) -> Option<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers.filter(|n| *n > 0) {
+    // One worker: the current-thread scheduler, which skips the work-stealing machinery (like
+    // one nginx worker process). More: the multi-thread scheduler.
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(n) = workers.filter(|n| *n > 1) {
         builder.worker_threads(n);
     }
     match builder.enable_all().build() {
