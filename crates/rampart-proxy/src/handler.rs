@@ -25,6 +25,7 @@ use rampart_core::{
 
 use crate::body::{BodyFlags, BoxError, InboundBody, ProxyBody};
 use crate::server::{ConnState, Shared};
+use crate::upstream::{PooledConn, SendError, UpstreamPool};
 use crate::{forwarded, respond, telemetry, tlsinfo};
 
 /// What a request handler knows about its connection.
@@ -263,6 +264,8 @@ async fn handle_inner(
     let mut forward_body = Some(forward_body);
     let mut avoid = None;
     let mut upstream_rsp = None;
+    let mut held_conn = None;
+    let mut chosen = 0;
     for attempt in 0..attempts {
         let now = shared.clock.now_ms();
         let i = pool.pick(now, avoid);
@@ -293,29 +296,59 @@ async fn handle_inner(
         } else {
             std::mem::take(&mut headers)
         };
-        match tokio::time::timeout(pool.spec.request_timeout, pool.client.request(req)).await {
-            Ok(Ok(rsp)) => {
+        // Upgrades go through the client whose connections can be handed to the tunnel; every
+        // other request drives a pooled connection itself.
+        let result = if upgrade {
+            match tokio::time::timeout(pool.spec.request_timeout, pool.client.request(req)).await {
+                Ok(Ok(rsp)) => Ok(rsp),
+                Ok(Err(e)) if e.is_connect() => Err(SendError::Connect(e.to_string())),
+                Ok(Err(e)) => Err(SendError::Request {
+                    reused: false,
+                    message: e.to_string(),
+                }),
+                Err(_) => Err(SendError::Timeout),
+            }
+        } else {
+            pool.send(i, req, pool.spec.request_timeout)
+                .await
+                .map(|(rsp, conn)| {
+                    held_conn = Some(conn);
+                    rsp
+                })
+        };
+        match result {
+            Ok(rsp) => {
                 pool.report(i, true, now);
                 upstream_rsp = Some(rsp);
+                chosen = i;
                 break;
             }
-            Ok(Err(e)) => {
-                if flags.too_large() || flags.too_slow() {
-                    return fin.body_failure(&flags, &rid_header);
-                }
-                pool.report(i, false, shared.clock.now_ms());
-                metrics::counter!("rampart_upstream_errors_total", "upstream" => pool.spec.name.to_string(), "kind" => if e.is_connect() { "connect" } else { "request" }).increment(1);
-                tracing::warn!(upstream = %pool.spec.name, target = %target.authority, error = %e, request_id = %fin.x.request_id, "Upstream request failed.");
-                if e.is_connect() && attempt + 1 < attempts {
-                    avoid = Some(i);
-                    continue;
-                }
-                return fin.respond_plain(&Block::new(Reason::UpstreamError), &rid_header);
-            }
-            Err(_) => {
+            Err(SendError::Timeout) => {
                 pool.report(i, false, shared.clock.now_ms());
                 metrics::counter!("rampart_upstream_errors_total", "upstream" => pool.spec.name.to_string(), "kind" => "timeout").increment(1);
                 return fin.respond_plain(&Block::new(Reason::UpstreamTimeout), &rid_header);
+            }
+            Err(e) => {
+                if flags.too_large() || flags.too_slow() {
+                    return fin.body_failure(&flags, &rid_header);
+                }
+                let (connect, reused, message) = match e {
+                    SendError::Connect(m) => (true, false, m),
+                    SendError::Request { reused, message } => (false, reused, message),
+                    SendError::Timeout => (false, false, String::new()),
+                };
+                // A reused connection that fails may have been closed by the upstream as we
+                // sent: not the target's fault.
+                if !reused {
+                    pool.report(i, false, shared.clock.now_ms());
+                }
+                metrics::counter!("rampart_upstream_errors_total", "upstream" => pool.spec.name.to_string(), "kind" => if connect { "connect" } else { "request" }).increment(1);
+                tracing::warn!(upstream = %pool.spec.name, target = %target.authority, error = %message, request_id = %fin.x.request_id, "Upstream request failed.");
+                if (connect || reused) && attempt + 1 < attempts {
+                    avoid = connect.then_some(i);
+                    continue;
+                }
+                return fin.respond_plain(&Block::new(Reason::UpstreamError), &rid_header);
             }
         }
     }
@@ -345,7 +378,8 @@ async fn handle_inner(
     }
     fin.status = rparts.status.as_u16();
     let inspect = api.pipeline.needs_response_body();
-    let tracked = TrackedBody::new(rbody, fin, inspect);
+    let upstream = held_conn.map(|c| (pool.clone(), chosen, c));
+    let tracked = TrackedBody::new(rbody, fin, inspect, upstream);
     Response::from_parts(rparts, tracked.boxed_unsync())
 }
 
@@ -721,16 +755,43 @@ struct TrackedBody {
     inspect: bool,
     ahead: Option<Result<Frame<Bytes>, BoxError>>,
     ended: bool,
+    /// The upstream connection this body comes from, driven by this body's polls and returned
+    /// to its pool at the end.
+    upstream: Option<(Arc<UpstreamPool>, usize, PooledConn)>,
 }
 
 impl TrackedBody {
-    fn new(inner: Incoming, fin: Finish, inspect: bool) -> Self {
+    fn new(
+        inner: Incoming,
+        fin: Finish,
+        inspect: bool,
+        upstream: Option<(Arc<UpstreamPool>, usize, PooledConn)>,
+    ) -> Self {
         Self {
             inner,
             fin: Some(fin),
             inspect,
             ahead: None,
             ended: false,
+            upstream,
+        }
+    }
+
+    /// Polls the upstream body, driving its connection first.
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some((_, _, conn)) = self.upstream.as_mut() {
+            conn.drive(cx);
+        }
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map(|f| f.map(|r| r.map_err(BoxError::from)))
+    }
+
+    /// The body is complete: the connection goes back to its pool.
+    fn release(&mut self, cx: &mut Context<'_>) {
+        if let Some((pool, i, mut conn)) = self.upstream.take() {
+            conn.drive(cx);
+            pool.checkin(i, conn);
         }
     }
 
@@ -775,9 +836,7 @@ impl Body for TrackedBody {
         let next = match this.ahead.take() {
             Some(frame) => Poll::Ready(Some(frame)),
             None if this.ended => Poll::Ready(None),
-            None => Pin::new(&mut this.inner)
-                .poll_frame(cx)
-                .map(|f| f.map(|r| r.map_err(BoxError::from))),
+            None => this.poll_inner(cx),
         };
         match next {
             Poll::Ready(Some(Ok(frame))) => {
@@ -791,26 +850,34 @@ impl Body for TrackedBody {
                     Err(frame) => frame,
                 };
                 if !this.ended && this.ahead.is_none() {
-                    match Pin::new(&mut this.inner).poll_frame(cx) {
-                        Poll::Ready(Some(r)) => this.ahead = Some(r.map_err(BoxError::from)),
-                        Poll::Ready(None) => {
-                            this.ended = true;
-                            if !this.end() {
-                                return Poll::Ready(Some(Err("response blocked".into())));
-                            }
+                    if this.inner.is_end_stream() {
+                        this.ended = true;
+                    } else {
+                        match this.poll_inner(cx) {
+                            Poll::Ready(Some(r)) => this.ahead = Some(r),
+                            Poll::Ready(None) => this.ended = true,
+                            Poll::Pending => {}
                         }
-                        Poll::Pending => {}
+                    }
+                    if this.ended {
+                        this.release(cx);
+                        if !this.end() {
+                            return Poll::Ready(Some(Err("response blocked".into())));
+                        }
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                // The upstream broke off: the exchange still completes (events, metrics).
+                // The upstream broke off: the exchange still completes (events, metrics), and
+                // the connection is not reused.
+                this.upstream = None;
                 this.fin = None;
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
                 this.ended = true;
+                this.release(cx);
                 if this.fin.is_some() && !this.end() {
                     return Poll::Ready(Some(Err("response blocked".into())));
                 }
@@ -826,6 +893,17 @@ impl Body for TrackedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        // A body hyper stopped polling because it knew the end (a Content-Length reached, a
+        // HEAD or 304 response): the connection is at a message boundary and can be reused.
+        if self.ended || self.inner.is_end_stream() {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            self.release(&mut cx);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ pub use server::{
     apply_reload, reload_from_file, spawn_reload_watchers, Gateway, ReloadOutcome, Shared,
     StartError, State,
 };
-pub use upstream::UpstreamPool;
+pub use upstream::{PooledConn, SendError, UpstreamPool};
 
 /// Entry points for fuzzing (`fuzz/`), also run on the seed corpus by `cargo test`.
 #[doc(hidden)]

@@ -34,11 +34,25 @@ pub struct State {
 
 impl State {
     fn new(snapshot: Arc<Snapshot>) -> Self {
-        let pools = snapshot
+        let pools: HashMap<String, Arc<UpstreamPool>> = snapshot
             .upstreams
             .iter()
             .map(|(n, u)| (n.clone(), Arc::new(UpstreamPool::new(u.clone()))))
             .collect();
+        for pool in pools.values() {
+            // Closes idle connections the upstream closed or that idled too long; ends when a
+            // reload replaces the pool.
+            let weak = Arc::downgrade(pool);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        let Some(pool) = weak.upgrade() else { return };
+                        pool.sweep();
+                    }
+                });
+            }
+        }
         Self { snapshot, pools }
     }
 }

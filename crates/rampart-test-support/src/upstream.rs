@@ -40,6 +40,7 @@ pub struct TestUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     count: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     failing: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
@@ -50,7 +51,7 @@ impl TestUpstream {
     }
 
     pub async fn start_on(addr: &str) -> Self {
-        Self::start_inner(addr, None).await
+        Self::start_inner(addr, None, None).await
     }
 
     /// Starts an HTTPS upstream with the given certificate and key (PEM files).
@@ -69,33 +70,62 @@ impl TestUpstream {
             .with_single_cert(certs, key)
             .unwrap();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self::start_inner("127.0.0.1:0", Some(Arc::new(cfg))).await
+        Self::start_inner("127.0.0.1:0", Some(Arc::new(cfg)), None).await
     }
 
     pub fn https_url(&self, host: &str) -> String {
         format!("https://{host}:{}", self.addr.port())
     }
 
-    async fn start_inner(addr: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+    /// Starts an upstream that closes keep-alive connections idle for `idle_ms`.
+    pub async fn start_closing_idle(idle_ms: u64) -> Self {
+        Self::start_inner("127.0.0.1:0", None, Some(Duration::from_millis(idle_ms))).await
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    async fn start_inner(
+        addr: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        idle: Option<Duration>,
+    ) -> Self {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicUsize::new(0));
         let failing = Arc::new(AtomicBool::new(false));
-        let (s, c, f) = (seen.clone(), count.clone(), failing.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (s, c, f, n) = (
+            seen.clone(),
+            count.clone(),
+            failing.clone(),
+            connections.clone(),
+        );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                n.fetch_add(1, Ordering::SeqCst);
                 let (s, c, f) = (s.clone(), c.clone(), f.clone());
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         route(req, s.clone(), c.clone(), f.clone())
                     });
-                    let builder =
+                    let mut builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    if let Some(idle) = idle {
+                        // hyper's header-read timeout also runs while a keep-alive connection
+                        // waits for its next request: an idle timeout.
+                        builder
+                            .http1()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(idle);
+                    }
                     match tls {
                         None => {
                             let _ = builder
@@ -119,6 +149,7 @@ impl TestUpstream {
             addr,
             seen,
             count,
+            connections,
             failing,
             task,
         }

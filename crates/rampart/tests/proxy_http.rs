@@ -418,3 +418,54 @@ async fn request_body_methods_and_big_responses_pass() {
     assert_eq!(r.status.as_u16(), 418);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused_and_stale_ones_replaced() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::start(&basic(&up.url())).await;
+    let c = HttpClient::new();
+    for _ in 0..20 {
+        assert_eq!(
+            c.get(&gw.url("public", "/json")).await.unwrap().status,
+            StatusCode::OK
+        );
+        let r = c
+            .send(
+                Request::post(gw.url("public", "/echo"))
+                    .body(Full::new(Bytes::from_static(b"{}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "40 sequential requests should share one upstream connection"
+    );
+    gw.shutdown().await;
+
+    // An upstream that closes idle connections: every request still succeeds, POSTs included,
+    // because a pooled connection the upstream closed is noticed before it is used.
+    let closing = TestUpstream::start_closing_idle(50).await;
+    let gw = TestGateway::start(&basic(&closing.url())).await;
+    for i in 0..6 {
+        let r = c
+            .send(
+                Request::post(gw.url("public", "/echo"))
+                    .body(Full::new(Bytes::from_static(b"{\"n\":1}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::OK, "request {i}");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    assert!(
+        closing.connections() >= 5,
+        "the upstream closed them: {}",
+        closing.connections()
+    );
+    gw.shutdown().await;
+}
