@@ -271,11 +271,18 @@ async fn handle_inner(
         let i = pool.pick(now, avoid);
         let target = &pool.spec.targets[i];
         let pq = upstream_path(&api, &target.path_prefix, &parts.uri);
-        let uri = Uri::builder()
-            .scheme(target.scheme.clone())
-            .authority(target.authority.clone())
-            .path_and_query(pq)
-            .build();
+        // Origin-form (`/path?query`) on connections we drive, as RFC 9112 §3.2.1 asks of a
+        // request to an origin server; the upgrade client takes the absolute form and sends the
+        // origin form itself.
+        let uri = if upgrade {
+            Uri::builder()
+                .scheme(target.scheme.clone())
+                .authority(target.authority.clone())
+                .path_and_query(pq)
+                .build()
+        } else {
+            Uri::builder().path_and_query(pq).build()
+        };
         let Ok(uri) = uri else {
             return fin.block(
                 StageId("proxy"),

@@ -23,6 +23,8 @@ pub struct Seen {
     pub path_and_query: String,
     pub headers: http::HeaderMap,
     pub body_len: usize,
+    /// The request target was in absolute form (`GET http://host/path`), not origin form.
+    pub absolute_form: bool,
 }
 
 /// A loopback upstream with a few routes:
@@ -217,6 +219,7 @@ async fn route(
             .unwrap_or_default(),
         headers: req.headers().clone(),
         body_len: 0,
+        absolute_form: req.uri().scheme().is_some(),
     };
     if failing.load(Ordering::SeqCst) {
         seen.lock().unwrap().push(record);

@@ -34,6 +34,7 @@ async fn forwards_and_sets_proxy_headers() {
     let rid = rsp.headers["x-request-id"].to_str().unwrap().to_owned();
     let seen = up.last().unwrap();
     assert_eq!(seen.path_and_query, "/echo?q=1");
+    assert!(!seen.absolute_form, "an origin server gets the origin form");
     assert_eq!(
         seen.headers["x-forwarded-for"], "127.0.0.1",
         "an untrusted peer's XFF is replaced"
