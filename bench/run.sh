@@ -30,21 +30,4 @@ tsv="$OUT_DIR/results.tsv"
 [[ -f "$tsv" ]] || { echo "no results in $OUT_DIR" >&2; exit 1; }
 echo
 echo "Rampart against nginx, same run (from $tsv):"
-python3 - "$tsv" <<'PY'
-import csv, sys, statistics
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-def med(scn, col):
-    v = [float(r[col]) for r in rows if r.get("scenario") == scn and r.get(col) not in (None, "", "NA")]
-    return statistics.median(v) if v else None
-for method in ("get", "post"):
-    g, n, h, d = (med(f"{p}_{method}", "rps") for p in ("g_gateway", "b_nginx", "c_haproxy", "a_direct"))
-    gc, nc = (med(f"{p}_{method}", "front_us_req") for p in ("g_gateway", "b_nginx"))
-    g99, n99 = (med(f"{p}_{method}", "p99_us") for p in ("g_gateway", "b_nginx"))
-    if None in (g, n, d):
-        print(f"  {method.upper()}: missing data"); continue
-    print(f"  {method.upper()}: rampart {g:,.0f} req/s, nginx {n:,.0f}, haproxy {h or 0:,.0f}, direct {d:,.0f};"
-          f" rampart/nginx = {g/n:.2f}, rampart/direct = {g/d:.2f}")
-    if gc and nc:
-        print(f"        proxy CPU per request: rampart {gc:.1f} us, nginx {nc:.1f} us (rampart/nginx = {gc/nc:.2f});"
-              f" p99: rampart {g99/1000:.2f} ms, nginx {n99/1000:.2f} ms")
-PY
+python3 "$here/compare.py" "$tsv"
