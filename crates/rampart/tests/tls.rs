@@ -315,3 +315,39 @@ async fn revoked_client_certificates_are_refused() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_1_2_is_served_unless_the_minimum_is_1_3() {
+    let up = TestUpstream::start().await;
+    let pki = TestPki::new("Test CA");
+    let gw = TestGateway::start(&tls_yaml(&up.url(), &pki, "")).await;
+    let addr = gw.addr("tls");
+    let tls12 = {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in <rustls::pki_types::CertificateDer<'_> as rustls::pki_types::pem::PemObject>::pem_slice_iter(pki.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        std::sync::Arc::new(cfg)
+    };
+    let (rsp, _, _) = tls_connect(addr, "localhost", tls12.clone(), get("/json", "localhost"))
+        .await
+        .unwrap();
+    assert_eq!(rsp.status, StatusCode::OK);
+    let only13 = tls_yaml(&up.url(), &pki, "")
+        .replace("    tls:\n", "    tls:\n      min_version: \"1.3\"\n");
+    assert!(gw.reload(&only13).await.is_applied());
+    assert!(
+        tls_connect(addr, "localhost", tls12, get("/json", "localhost"))
+            .await
+            .is_err(),
+        "TLS 1.2 accepted with min_version 1.3"
+    );
+    gw.shutdown().await;
+}
