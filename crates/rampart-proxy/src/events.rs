@@ -6,7 +6,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -322,11 +322,6 @@ impl EventStore {
             .query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
             .map(|n| u64::try_from(n).unwrap_or(0))
     }
-}
-
-/// Returns the path of the events database, for tools that read it.
-pub fn database_path(cfg: &Events) -> Option<PathBuf> {
-    cfg.sqlite.clone()
 }
 
 #[cfg(test)]
