@@ -81,40 +81,77 @@ fn parse_node(s: &str) -> Option<IpAddr> {
 }
 
 /// Rewrites the forwarding headers for the upstream.
+///
+/// This runs for every request, so the strings are built by hand (an IPv4 address is written
+/// digit by digit): the formatting machinery cost more than the rest of the function.
 pub(crate) fn rewrite(
     headers: &mut HeaderMap,
     peer: IpAddr,
     trusted_peer: bool,
-    proto: &str,
+    proto: &'static str,
     host: Option<&str>,
 ) {
     let peer = canonical(peer);
-    let node = match peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let host_param = host
-        .map(|h| format!(";host=\"{}\"", h.replace(['"', '\\'], "")))
-        .unwrap_or_default();
-    let element = format!("for={node};proto={proto}{host_param}");
+    let mut ip = String::with_capacity(48);
+    push_ip(&mut ip, peer);
+    let mut element = String::with_capacity(64 + host.map_or(0, str::len));
+    element.push_str("for=");
+    if peer.is_ipv6() {
+        element.push_str("\"[");
+        element.push_str(&ip);
+        element.push_str("]\"");
+    } else {
+        element.push_str(&ip);
+    }
+    element.push_str(";proto=");
+    element.push_str(proto);
+    if let Some(h) = host {
+        element.push_str(";host=\"");
+        element.extend(h.chars().filter(|c| *c != '"' && *c != '\\'));
+        element.push('"');
+    }
     if trusted_peer {
-        append(headers, &XFF, &peer.to_string());
+        append(headers, &XFF, &ip);
         append(headers, &FORWARDED, &element);
         if !headers.contains_key(&XFP) {
-            set(headers, &XFP, proto);
+            headers.insert(XFP.clone(), HeaderValue::from_static(proto));
         }
         if let (false, Some(h)) = (headers.contains_key(&XFH), host) {
             set(headers, &XFH, h);
         }
     } else {
-        set(headers, &XFF, &peer.to_string());
+        set(headers, &XFF, &ip);
         set(headers, &FORWARDED, &element);
-        set(headers, &XFP, proto);
+        headers.insert(XFP.clone(), HeaderValue::from_static(proto));
         match host {
             Some(h) => set(headers, &XFH, h),
             None => {
                 headers.remove(&XFH);
             }
+        }
+    }
+}
+
+/// Writes an address as `Display` does, without the formatting machinery for IPv4.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
         }
     }
 }
@@ -170,6 +207,23 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for s in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.100.255.9",
+            "255.255.255.255",
+            "192.0.2.60",
+            "2001:db8::1",
+            "::1",
+        ] {
+            let mut out = String::new();
+            push_ip(&mut out, ip(s));
+            assert_eq!(out, ip(s).to_string());
+        }
     }
 
     #[test]

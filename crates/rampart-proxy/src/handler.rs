@@ -110,7 +110,7 @@ async fn handle_inner(
         shared: shared.clone(),
         x,
         api: None,
-        method: parts.method.to_string(),
+        method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         listener: ctx.listener.name.clone(),
         started,
@@ -538,39 +538,53 @@ fn is_upgrade(h: &HeaderMap) -> bool {
             })
 }
 
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// True for the hop-by-hop headers of RFC 9110 §7.6.1 (and the legacy ones).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), and the headers `Connection` names. An upgrade
 /// keeps `Connection: upgrade` and `Upgrade`.
+///
+/// Most requests carry none of them: one pass over the names finds that out, instead of a
+/// hashed removal per candidate.
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| {
-            v.split(',')
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .filter(|t| !(keep_upgrade && t == "upgrade"))
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
+    let mut remove: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    if remove.is_empty() {
+        return;
+    }
+    // Headers named by `Connection` go too; its usual tokens name nothing to remove.
+    for v in h.get_all(header::CONNECTION) {
+        let Ok(v) = v.to_str() else { continue };
+        for token in v.split(',').map(str::trim) {
+            let usual = ["", "close", "keep-alive", "upgrade"]
+                .iter()
+                .any(|u| token.eq_ignore_ascii_case(u));
+            if !usual {
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    remove.push(name);
+                }
+            }
+        }
+    }
+    for name in remove {
+        if keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
+            continue;
+        }
         h.remove(name);
     }
-    for name in [
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::PROXY_AUTHORIZATION,
-    ] {
-        h.remove(name);
-    }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
     if keep_upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        h.remove(header::CONNECTION);
-        h.remove(header::UPGRADE);
     }
 }
 
