@@ -270,18 +270,24 @@ async fn handle_inner(
         let now = shared.clock.now_ms();
         let i = pool.pick(now, avoid);
         let target = &pool.spec.targets[i];
-        let pq = upstream_path(&api, &target.path_prefix, &parts.uri);
+        let pq = || upstream_path(&api, &target.path_prefix, &parts.uri);
         // Origin-form (`/path?query`) on connections we drive, as RFC 9112 §3.2.1 asks of a
         // request to an origin server; the upgrade client takes the absolute form and sends the
         // origin form itself.
-        let uri = if upgrade {
-            Uri::builder()
+        let unchanged =
+            target.path_prefix.is_empty() && !(api.strip_base_path && api.base_path != "/");
+        let uri = match (upgrade, parts.uri.path_and_query()) {
+            (false, Some(original)) if unchanged => {
+                // The usual case: the client's path and query as they came (a cheap clone of
+                // the parsed form, nothing to build or parse again).
+                Ok(Uri::from(original.clone()))
+            }
+            (false, _) => Uri::builder().path_and_query(pq()).build(),
+            (true, _) => Uri::builder()
                 .scheme(target.scheme.clone())
                 .authority(target.authority.clone())
-                .path_and_query(pq)
-                .build()
-        } else {
-            Uri::builder().path_and_query(pq).build()
+                .path_and_query(pq())
+                .build(),
         };
         let Ok(uri) = uri else {
             return fin.block(
