@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the criterion benches below in the next commit.
+fn main() {}
