@@ -79,6 +79,7 @@ impl<'a> De<'a> {
             help,
             file: None,
             span: Some(node.span),
+            value_span: None,
         });
     }
 

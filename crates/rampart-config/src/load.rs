@@ -47,6 +47,7 @@ pub fn load_file(path: &Path) -> Result<Snapshot, ConfigError> {
             help: None,
             file: None,
             span: None,
+            value_span: None,
         }],
     })?;
     let base_dir = path
@@ -71,6 +72,7 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Snapshot, Con
             help: None,
             file: None,
             span: Some(e.span),
+            value_span: None,
         }])
     })?;
     let (model, mut diagnostics) = de::from_node::<ConfigFile>(&root);
@@ -101,7 +103,15 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Snapshot, Con
     }
     for d in &mut diagnostics {
         if d.span.is_none() {
-            d.span = Some(root.find(&d.path).span);
+            let node = root.find(&d.path);
+            d.span = Some(node.span);
+            if let (Some((offset, len)), yaml::NodeKind::Scalar { value, .. }) =
+                (d.value_span, &node.kind)
+            {
+                if let Some(inner) = yaml::locate_in_scalar(text, node.span, value, offset, len) {
+                    d.span = Some(inner);
+                }
+            }
         }
     }
     diagnostics.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
@@ -134,6 +144,7 @@ pub fn reload_conflicts(old: &Snapshot, new: &Snapshot) -> Vec<Diagnostic> {
             help: None,
             file: None,
             span: None,
+            value_span: None,
         });
     }
     if old.admin.as_ref().map(|a| a.bind) != new.admin.as_ref().map(|a| a.bind) {
@@ -143,6 +154,7 @@ pub fn reload_conflicts(old: &Snapshot, new: &Snapshot) -> Vec<Diagnostic> {
             help: None,
             file: None,
             span: None,
+            value_span: None,
         });
     }
     out

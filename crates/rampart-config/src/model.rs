@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use rampart_stages::iprules::IpRuleConfig;
+use rampart_stages::waf::WafConfig;
 use serde::Deserialize;
 
 /// The whole file.
@@ -22,7 +23,8 @@ pub struct ConfigFile {
     /// Named upstream pools.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
-    /// Named lists of addresses and prefixes, usable by `ip_rules` (and later, by rules).
+    /// Named lists: of addresses and prefixes (usable by `ip_rules` and rules), or of strings
+    /// (usable by rules: `http.host in $name`).
     #[serde(default)]
     pub lists: BTreeMap<String, Vec<String>>,
     /// The APIs behind the gateway.
@@ -31,6 +33,9 @@ pub struct ConfigFile {
     /// IP rules for every request, before routing.
     #[serde(default)]
     pub ip_rules: Vec<IpRuleConfig>,
+    /// WAF custom rules for every request, before each API's own.
+    #[serde(default)]
+    pub waf: WafConfig,
     /// Security events: where they are stored and exported.
     #[serde(default)]
     pub events: EventsConfig,
@@ -263,6 +268,9 @@ pub struct ApiConfig {
     /// IP rules for this API only, after the global ones.
     #[serde(default)]
     pub ip_rules: Vec<IpRuleConfig>,
+    /// WAF custom rules for this API only, after the global ones.
+    #[serde(default)]
+    pub waf: WafConfig,
 }
 
 /// Request body buffering for inspection.

@@ -290,6 +290,79 @@ fn count(node: &Node) -> usize {
     }
 }
 
+/// Finds where a part of a scalar's value is in the source: `offset` and `len` count characters
+/// of the value; `span` is the scalar's own position. Handles plain and quoted scalars on one
+/// line (escapes included) and block scalars (`|`, `>`); `None` when the part cannot be placed.
+pub fn locate_in_scalar(
+    text: &str,
+    span: SourceSpan,
+    value: &str,
+    offset: usize,
+    len: usize,
+) -> Option<SourceSpan> {
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines.get(span.line.checked_sub(1)?)?;
+    let src: Vec<char> = line.chars().skip(span.col.checked_sub(1)?).collect();
+    let first = *src.first()?;
+    if first == '|' || first == '>' {
+        // Block scalar: the content lines follow, each indented; separators are one character.
+        let chars: Vec<char> = value.chars().collect();
+        let mut cursor = 0;
+        for (i, l) in lines.iter().enumerate().skip(span.line) {
+            let content = l.trim_start();
+            if content.is_empty() {
+                cursor += 1;
+                continue;
+            }
+            let indent = l.chars().count() - content.chars().count();
+            let n = content.chars().count();
+            if offset >= cursor && offset < cursor + n.max(1) {
+                return Some(SourceSpan {
+                    line: i + 1,
+                    col: indent + 1 + (offset - cursor),
+                    len: len.min(n - (offset - cursor)).max(1),
+                });
+            }
+            cursor += n + 1;
+            if cursor > chars.len() {
+                break;
+            }
+        }
+        return None;
+    }
+    if value.contains('\n') {
+        return None;
+    }
+    // Walk the source and the value together, one value character at a time.
+    let (mut i, quote) = match first {
+        '"' | '\'' => (1, Some(first)),
+        _ => (0, None),
+    };
+    let mut starts = Vec::new();
+    for _ in value.chars() {
+        starts.push(i);
+        let c = *src.get(i)?;
+        i += match (quote, c) {
+            (Some('"'), '\\') => match src.get(i + 1)? {
+                'x' => 4,
+                'u' => 6,
+                'U' => 10,
+                _ => 2,
+            },
+            (Some('\''), '\'') => 2,
+            _ => 1,
+        };
+    }
+    starts.push(i);
+    let start = *starts.get(offset)?;
+    let end = *starts.get((offset + len).min(value.chars().count()))?;
+    Some(SourceSpan {
+        line: span.line,
+        col: span.col + start,
+        len: (end - start).max(1),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

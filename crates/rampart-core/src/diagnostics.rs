@@ -16,6 +16,10 @@ pub struct Diagnostic {
     pub file: Option<String>,
     /// Where the value is, when known without a path lookup.
     pub span: Option<SourceSpan>,
+    /// A part of the value to point at instead of the whole value: a character offset into
+    /// the value's text and a length in characters (the span of a rule expression's error
+    /// inside its YAML string).
+    pub value_span: Option<(usize, usize)>,
 }
 
 /// A place in a source file: 1-based line and column (in characters), and a length to underline.
@@ -81,6 +85,7 @@ impl CompileCx {
             help: None,
             file: None,
             span: None,
+            value_span: None,
         });
     }
 
@@ -93,6 +98,27 @@ impl CompileCx {
             help: Some(help.into()),
             file: None,
             span: None,
+            value_span: None,
+        });
+    }
+
+    /// Records a problem inside the current value's text: `offset` and `len` count characters
+    /// from the start of the value.
+    pub fn error_in_value(
+        &mut self,
+        message: impl Into<String>,
+        help: Option<String>,
+        offset: usize,
+        len: usize,
+    ) {
+        let path = self.path();
+        self.diagnostics.push(Diagnostic {
+            path,
+            message: message.into(),
+            help,
+            file: None,
+            span: None,
+            value_span: Some((offset, len)),
         });
     }
 

@@ -30,6 +30,18 @@ pub struct Exchange {
     pub body_truncated: bool,
     /// The response status, once known.
     pub response_status: Option<u16>,
+    /// Stages and rules a `skip` rule has switched off for the rest of this exchange.
+    pub skip: Skips,
+}
+
+/// What a `skip` rule switched off for one exchange: whole stages (`waf.crs`, `ratelimit`) or
+/// single rules by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skips {
+    /// Stages the driver will not run.
+    pub stages: Vec<StageId>,
+    /// Rules their stage will not evaluate.
+    pub rules: Vec<RuleId>,
 }
 
 impl Exchange {
@@ -48,6 +60,7 @@ impl Exchange {
             },
             body_truncated: false,
             response_status: None,
+            skip: Skips::default(),
         }
     }
 
@@ -59,6 +72,16 @@ impl Exchange {
     /// Records a finding.
     pub fn record(&mut self, finding: Finding) {
         self.findings.push(finding);
+    }
+
+    /// Returns true if a `skip` rule switched this stage off for this exchange.
+    pub fn skips_stage(&self, stage: StageId) -> bool {
+        !self.skip.stages.is_empty() && self.skip.stages.contains(&stage)
+    }
+
+    /// Returns true if a `skip` rule switched this rule off for this exchange.
+    pub fn skips_rule(&self, rule: &str) -> bool {
+        self.skip.rules.iter().any(|r| r.as_str() == rule)
     }
 
     /// Returns the TLS client certificate, when one was presented and verified.

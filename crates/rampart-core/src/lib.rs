@@ -24,7 +24,8 @@ pub use decision::{Block, Decision, Enforcement, OnError, Reason, RuleId};
 pub use diagnostics::{CompileCx, Diagnostic, SourceSpan};
 pub use event::{EventAction, SecurityEvent};
 pub use exchange::{
-    ClientCert, Exchange, Finding, FindingAction, Peer, Principal, RouteInfo, Timings, TlsInfo,
+    ClientCert, Exchange, Finding, FindingAction, Peer, Principal, RouteInfo, Skips, Timings,
+    TlsInfo,
 };
 pub use iptable::{Cidr, IpTable};
 pub use pipeline::{Pipeline, Slot, Verdict};

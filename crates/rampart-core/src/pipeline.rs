@@ -68,7 +68,8 @@ impl Pipeline {
     /// Runs the request-head hooks. Only stages that declare themselves async are awaited.
     pub async fn request_head(&self, req: &mut http::request::Parts, x: &mut Exchange) -> Verdict {
         for slot in &self.slots {
-            if !slot.stage.phases().contains(Phases::REQUEST_HEAD) {
+            if !slot.stage.phases().contains(Phases::REQUEST_HEAD) || x.skips_stage(slot.stage.id())
+            {
                 continue;
             }
             let outcome = if slot.stage.is_async() {
@@ -95,10 +96,21 @@ impl Pipeline {
         })
     }
 
-    /// Runs the response-head hooks.
-    pub fn response_head(&self, rsp: &mut http::response::Parts, x: &mut Exchange) -> Verdict {
+    /// Returns true if some stage acts on the response head, so the proxy must keep a copy of
+    /// the request head for it.
+    pub fn needs_response_head(&self) -> bool {
+        self.phases.contains(Phases::RESPONSE_HEAD)
+    }
+
+    /// Runs the response-head hooks. `req` is the request head as the client sent it.
+    pub fn response_head(
+        &self,
+        req: &http::request::Parts,
+        rsp: &mut http::response::Parts,
+        x: &mut Exchange,
+    ) -> Verdict {
         self.run(Phases::RESPONSE_HEAD, x, |stage, x| {
-            stage.on_response_head(rsp, x)
+            stage.on_response_head(req, rsp, x)
         })
     }
 
@@ -128,7 +140,7 @@ impl Pipeline {
         mut hook: impl FnMut(&dyn Stage, &mut Exchange) -> Outcome,
     ) -> Verdict {
         for slot in &self.slots {
-            if !slot.stage.phases().contains(phase) {
+            if !slot.stage.phases().contains(phase) || x.skips_stage(slot.stage.id()) {
                 continue;
             }
             let outcome = hook(slot.stage.as_ref(), x);

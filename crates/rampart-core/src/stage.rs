@@ -141,8 +141,14 @@ pub trait Stage: Send + Sync + fmt::Debug {
         Ok(Decision::Continue)
     }
 
-    /// Called once, when the upstream's response head has arrived. Default: continue.
-    fn on_response_head(&self, _rsp: &mut http::response::Parts, _x: &mut Exchange) -> Outcome {
+    /// Called once, when the upstream's response head has arrived, with the request head as
+    /// the client sent it (before the proxy's own rewrites). Default: continue.
+    fn on_response_head(
+        &self,
+        _req: &http::request::Parts,
+        _rsp: &mut http::response::Parts,
+        _x: &mut Exchange,
+    ) -> Outcome {
         Ok(Decision::Continue)
     }
 

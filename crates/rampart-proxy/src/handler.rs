@@ -232,6 +232,11 @@ async fn handle_inner(
             &rid_header,
         );
     };
+    // Response-head stages see the request as the client sent it; keep a copy only for them.
+    let request_head = api
+        .pipeline
+        .needs_response_head()
+        .then(|| copy_head(&parts));
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers, upgrade);
     headers.remove(&snap.proxy.client_cert_header);
@@ -378,7 +383,11 @@ async fn handle_inner(
     let (mut rparts, rbody) = rsp.into_parts();
     fin.x.response_status = Some(rparts.status.as_u16());
     fin.x.timings.now_ms = shared.clock.now_ms();
-    if let Verdict::Block(b) = api.pipeline.response_head(&mut rparts, &mut fin.x) {
+    let verdict = match &request_head {
+        Some(req) => api.pipeline.response_head(req, &mut rparts, &mut fin.x),
+        None => Verdict::Forward,
+    };
+    if let Verdict::Block(b) = verdict {
         return fin.respond(&b, &rid_header);
     }
     let switching = rparts.status == StatusCode::SWITCHING_PROTOCOLS;
@@ -428,6 +437,16 @@ where
 
 /// Request bodies up to this size, with a `Content-Length`, are read whole before forwarding.
 const SMALL_BODY_BYTES: u64 = 64 * 1024;
+
+/// Copies a request head (method, URI, version, headers; not the extensions).
+fn copy_head(parts: &http::request::Parts) -> http::request::Parts {
+    let mut copy = Request::new(()).into_parts().0;
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)

@@ -335,6 +335,7 @@ pub async fn reload_from_file(shared: &Arc<Shared>) -> ReloadOutcome {
             help: None,
             file: None,
             span: None,
+            value_span: None,
         };
         return ReloadOutcome::Rejected {
             rendered: d.message.clone(),
@@ -361,6 +362,7 @@ pub async fn reload_from_file(shared: &Arc<Shared>) -> ReloadOutcome {
                 help: None,
                 file: None,
                 span: None,
+                value_span: None,
             };
             ReloadOutcome::Rejected {
                 rendered: d.message.clone(),

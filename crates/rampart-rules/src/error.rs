@@ -62,6 +62,13 @@ impl RuleError {
         self
     }
 
+    /// Records the error in a config's diagnostics, at `cx`'s current path (the YAML string
+    /// that holds the expression `src`), pointing at the span inside the string.
+    pub fn report(&self, cx: &mut rampart_core::CompileCx, src: &str) {
+        let (offset, len) = self.span.chars_in(src);
+        cx.error_in_value(self.message.clone(), self.help.clone(), offset, len);
+    }
+
     /// Renders the error against the expression it came from: the message, the expression's
     /// line, a caret under the span, and the hint.
     pub fn render(&self, src: &str) -> String {

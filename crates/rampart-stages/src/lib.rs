@@ -3,3 +3,4 @@
 //! and tests beside them.
 
 pub mod iprules;
+pub mod waf;

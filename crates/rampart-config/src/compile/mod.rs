@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::{Cidr, CompileCx, IpTable};
+use rampart_rules::{List, Lists};
 use rampart_stages::iprules::IpRules;
+use rampart_stages::waf::CustomRules;
 
 use crate::model::{
     ApiConfig, ConfigFile, EventsConfig, LimitsConfig, ListenerConfig, ProxyConfig, UpstreamConfig,
@@ -29,7 +31,7 @@ pub fn compile(
     source: Source,
     cx: &mut CompileCx,
 ) -> Option<Snapshot> {
-    let lists = cx.at("lists", |cx| compile_lists(&file.lists, cx));
+    let (lists, rule_lists) = cx.at("lists", |cx| compile_lists(&file.lists, cx));
     let listeners = cx.at("listeners", |cx| {
         compile_listeners(&file.listeners, base_dir, cx)
     });
@@ -62,6 +64,13 @@ pub fn compile(
             IpRules::compile(&file.ip_rules, &lists, cx)
         })
         .map(Arc::new);
+    let rule_ids = custom_rule_ids(file, cx);
+    let global_waf = cx
+        .at("waf", |cx| {
+            CustomRules::compile(&file.waf, &rule_lists, &rule_ids, cx)
+        })
+        .filter(|r| !r.is_empty())
+        .map(Arc::new);
     let mut names = HashSet::new();
     let apis: Vec<Arc<Api>> = cx.at("apis", |cx| {
         file.apis
@@ -78,8 +87,13 @@ pub fn compile(
                         a,
                         &upstreams,
                         &file.upstreams,
-                        &lists,
-                        global_ip.as_ref(),
+                        Shared {
+                            lists: &lists,
+                            rule_lists: &rule_lists,
+                            rule_ids: &rule_ids,
+                            global_ip: global_ip.as_ref(),
+                            global_waf: global_waf.as_ref(),
+                        },
                         cx,
                     )
                 })
@@ -94,7 +108,7 @@ pub fn compile(
             cx.error("at least one listener is needed")
         });
     }
-    let unrouted = build_pipeline(global_ip.as_ref(), None);
+    let unrouted = build_pipeline(global_ip.as_ref(), None, global_waf.as_slice());
     if !cx.is_ok() {
         return None;
     }
@@ -111,24 +125,75 @@ pub fn compile(
     })
 }
 
+/// Compiles the named lists: address lists (for `ip_rules` and rules) and string lists (for
+/// rules only). A list is an address list when its first entry is an address or a prefix.
 fn compile_lists(
     lists: &BTreeMap<String, Vec<String>>,
     cx: &mut CompileCx,
-) -> HashMap<String, Vec<Cidr>> {
+) -> (HashMap<String, Vec<Cidr>>, Lists) {
     let mut out = HashMap::new();
+    let mut rule_lists = Lists::new();
     for (name, entries) in lists {
         cx.at(name.clone(), |cx| {
-            let mut v = Vec::new();
-            for (i, e) in entries.iter().enumerate() {
-                cx.at(format!("[{i}]"), |cx| match e.parse::<Cidr>() {
-                    Ok(c) => v.push(c),
-                    Err(err) => cx.error(err.to_string()),
-                });
+            if entries.is_empty() {
+                cx.error("a list needs at least one entry");
+                return;
             }
-            out.insert(name.clone(), v);
+            match List::from_entries(entries) {
+                Ok(list) => {
+                    if let List::Ip(_) = list {
+                        let v = entries
+                            .iter()
+                            .filter_map(|e| e.parse::<Cidr>().ok())
+                            .collect();
+                        out.insert(name.clone(), v);
+                    }
+                    rule_lists.insert(name.clone(), list);
+                }
+                Err((i, message)) => cx.at(format!("[{i}]"), |cx| cx.error(message)),
+            }
         });
     }
-    out
+    (out, rule_lists)
+}
+
+/// Collects every custom rule id (global, then each API's) and reports duplicates: ids name
+/// rules in events and in `skip` lists, so they are unique in the whole config.
+fn custom_rule_ids(file: &ConfigFile, cx: &mut CompileCx) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut ids = Vec::new();
+    let mut check = |rules: &[rampart_stages::waf::CustomRuleConfig], cx: &mut CompileCx| {
+        cx.at("waf", |cx| {
+            cx.at("custom", |cx| {
+                for (i, r) in rules.iter().enumerate() {
+                    if !seen.insert(r.id.clone()) {
+                        cx.at(format!("[{i}]"), |cx| {
+                            cx.at("id", |cx| {
+                                cx.error(format!("duplicate custom rule id \"{}\"", r.id))
+                            })
+                        });
+                    }
+                    ids.push(r.id.clone());
+                }
+            })
+        });
+    };
+    check(&file.waf.custom, cx);
+    cx.at("apis", |cx| {
+        for (i, a) in file.apis.iter().enumerate() {
+            cx.at(format!("[{i}]"), |cx| check(&a.waf.custom, cx));
+        }
+    });
+    ids
+}
+
+/// What every API's compilation shares.
+struct Shared<'a> {
+    lists: &'a HashMap<String, Vec<Cidr>>,
+    rule_lists: &'a Lists,
+    rule_ids: &'a [String],
+    global_ip: Option<&'a Arc<IpRules>>,
+    global_waf: Option<&'a Arc<CustomRules>>,
 }
 
 fn compile_listeners(
@@ -318,8 +383,7 @@ fn compile_api(
     a: &ApiConfig,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
     declared: &BTreeMap<String, UpstreamConfig>,
-    lists: &HashMap<String, Vec<Cidr>>,
-    global_ip: Option<&Arc<IpRules>>,
+    shared: Shared<'_>,
     cx: &mut CompileCx,
 ) -> Option<Api> {
     let before = cx.diagnostics().len();
@@ -355,7 +419,9 @@ fn compile_api(
         }
     });
     let ip = cx
-        .at("ip_rules", |cx| IpRules::compile(&a.ip_rules, lists, cx))
+        .at("ip_rules", |cx| {
+            IpRules::compile(&a.ip_rules, shared.lists, cx)
+        })
         .filter(|r| !r.is_empty())
         .map(Arc::new);
     if a.request_body.max_inspect_bytes == 0 {
@@ -363,16 +429,28 @@ fn compile_api(
             cx.at("max_inspect_bytes", |cx| cx.error("must be greater than 0"))
         });
     }
+    let waf = cx
+        .at("waf", |cx| {
+            CustomRules::compile(&a.waf, shared.rule_lists, shared.rule_ids, cx)
+        })
+        .filter(|r| !r.is_empty())
+        .map(Arc::new);
     if cx.diagnostics().len() != before {
         return None;
     }
+    let waf_sections: Vec<Arc<CustomRules>> = shared
+        .global_waf
+        .into_iter()
+        .chain(waf.as_ref())
+        .cloned()
+        .collect();
     Some(Api {
         name: Arc::from(a.name.as_str()),
         hosts,
         base_path,
         strip_base_path: a.strip_base_path,
         upstream: upstream?,
-        pipeline: build_pipeline(global_ip, ip.as_ref()),
+        pipeline: build_pipeline(shared.global_ip, ip.as_ref(), &waf_sections),
         max_inspect_bytes: a.request_body.max_inspect_bytes,
         oversize: a.request_body.oversize,
     })

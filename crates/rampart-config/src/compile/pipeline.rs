@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rampart_core::{Enforcement, OnError, Pipeline, Slot};
 use rampart_stages::iprules::IpRules;
+use rampart_stages::waf::{CustomRules, CustomRulesStage};
 
 /// Builds an API's pipeline. The order is a reviewed security property, not a user setting:
 /// users enable and configure stages, they never reorder them.
@@ -13,7 +14,11 @@ use rampart_stages::iprules::IpRules;
 /// `schema` (head); request body: `schema` (body) → `waf` (custom + CRS phase 2) → `dlp`
 /// (requests); response head: `schema` (response) → `waf` (CRS phase 3); response body:
 /// `waf` (CRS phase 4) → `dlp`.
-pub fn build_pipeline(global_ip: Option<&Arc<IpRules>>, api_ip: Option<&Arc<IpRules>>) -> Pipeline {
+pub fn build_pipeline(
+    global_ip: Option<&Arc<IpRules>>,
+    api_ip: Option<&Arc<IpRules>>,
+    waf_custom: &[Arc<CustomRules>],
+) -> Pipeline {
     let mut slots = Vec::new();
     // 1. Global IP rules: the cheapest check, needing nothing but the client address. A blocked
     //    network must cost us as little as possible, and must never reach authentication (which
@@ -30,6 +35,30 @@ pub fn build_pipeline(global_ip: Option<&Arc<IpRules>>, api_ip: Option<&Arc<IpRu
     if let Some(ip) = api_ip.filter(|r| !r.is_empty()) {
         slots.push(Slot {
             stage: ip.clone(),
+            enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
+    // 3. (`ddos` goes here, with its issue.)
+    // 4. WAF custom rules, early: the rules on the request head need only what was sent, so
+    //    they run before authentication spends anything on a request the operator already
+    //    knows to refuse. The same stage also runs the rules on the request body (request-body
+    //    phase) and on the response head (response-head phase). Enforcement is per rule (the
+    //    stage applies it), so the slot itself always enforces.
+    if let Some(stage) = CustomRulesStage::early(waf_custom) {
+        slots.push(Slot {
+            stage: Arc::new(stage),
+            enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
+    // 5. (`authn`, then `authz`, go here, with their issue.)
+    // 6. WAF custom rules that read `identity.*`: they can only run once authentication has
+    //    set the principal, and before rate limiting so that a refused consumer does not use
+    //    up a quota.
+    if let Some(stage) = CustomRulesStage::after_auth(waf_custom) {
+        slots.push(Slot {
+            stage: Arc::new(stage),
             enforcement: Enforcement::Enforce,
             on_error: OnError::Deny,
         });
