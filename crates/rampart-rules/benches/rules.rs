@@ -9,7 +9,7 @@
 //! ```sh
 //! cargo bench -p rampart-rules --bench rules
 //! ```
-#![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::hint::black_box;
 
