@@ -16,7 +16,7 @@ pub mod yaml;
 
 pub use compile::build_pipeline;
 pub use compile::tls::provider as crypto_provider;
-pub use load::{load_file, load_str, reload_conflicts, ConfigError};
+pub use load::{decode_str, load_file, load_str, reload_conflicts, ConfigError, Decoded};
 pub use snapshot::{
     path_has_prefix, Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings,
     Snapshot, Source, Target, Upstream,

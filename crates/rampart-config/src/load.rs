@@ -101,7 +101,14 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Snapshot, Con
             return Ok(s);
         }
     }
-    for d in &mut diagnostics {
+    locate(&root, text, &mut diagnostics);
+    Err(fail(diagnostics))
+}
+
+/// Gives each diagnostic without a position the position of the value its path names (inside
+/// a string, the part the diagnostic points at), and sorts them by position.
+fn locate(root: &yaml::Node, text: &str, diagnostics: &mut [Diagnostic]) {
+    for d in diagnostics.iter_mut() {
         if d.span.is_none() {
             let node = root.find(&d.path);
             d.span = Some(node.span);
@@ -115,7 +122,91 @@ pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Snapshot, Con
         }
     }
     diagnostics.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
-    Err(fail(diagnostics))
+}
+
+/// A YAML document other than the configuration (a rules test file, say) decoded with the
+/// configuration's rules: unknown keys rejected, every problem reported at once, positioned.
+///
+/// A value that did not decode holds a placeholder, so the caller can go on checking the rest
+/// and report everything together with [`Decoded::check`].
+#[derive(Debug)]
+pub struct Decoded<T> {
+    /// The decoded value (with placeholders where values did not decode).
+    pub value: T,
+    problems: Vec<Diagnostic>,
+    root: yaml::Node,
+    name: String,
+    text: String,
+}
+
+impl<T> Decoded<T> {
+    /// Adds the problems the caller found (under paths of this document) to those of decoding;
+    /// returns the document when there are none, else every problem, positioned. A problem
+    /// under a value that did not decode is left out: it is a consequence, not news.
+    pub fn check(self, more: Vec<Diagnostic>) -> Result<Self, ConfigError> {
+        let mut problems = self.problems;
+        let decode_paths: Vec<String> = problems.iter().map(|d| d.path.clone()).collect();
+        problems.extend(
+            more.into_iter()
+                .filter(|d| !decode_paths.iter().any(|p| is_under(&d.path, p))),
+        );
+        if problems.is_empty() {
+            return Ok(Self { problems, ..self });
+        }
+        locate(&self.root, &self.text, &mut problems);
+        Err(ConfigError {
+            file: self.name,
+            text: self.text,
+            diagnostics: problems,
+        })
+    }
+}
+
+/// Decodes YAML text into `T`. `name` is shown in messages. Fails on invalid YAML or a
+/// document whose top level does not decode; other problems wait for [`Decoded::check`].
+pub fn decode_str<T: serde::de::DeserializeOwned>(
+    text: &str,
+    name: &str,
+) -> Result<Decoded<T>, ConfigError> {
+    let fail = |diagnostics| ConfigError {
+        file: name.to_owned(),
+        text: text.to_owned(),
+        diagnostics,
+    };
+    let root = yaml::parse(text).map_err(|e| {
+        fail(vec![Diagnostic {
+            path: String::new(),
+            message: format!("invalid YAML: {}", e.message),
+            help: None,
+            file: None,
+            span: Some(e.span),
+            value_span: None,
+        }])
+    })?;
+    let (value, mut problems) = de::from_node::<T>(&root);
+    match value {
+        Some(value) => Ok(Decoded {
+            value,
+            problems,
+            root,
+            name: name.to_owned(),
+            text: text.to_owned(),
+        }),
+        None => {
+            if problems.is_empty() {
+                problems.push(Diagnostic {
+                    path: String::new(),
+                    message: "the document could not be decoded".to_owned(),
+                    help: None,
+                    file: None,
+                    span: None,
+                    value_span: None,
+                });
+            }
+            locate(&root, text, &mut problems);
+            Err(fail(problems))
+        }
+    }
 }
 
 /// Returns true if `path` is `prefix` or lies below it.

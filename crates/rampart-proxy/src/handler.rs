@@ -460,7 +460,7 @@ fn fix_length(headers: &mut HeaderMap, len: usize) {
 }
 
 /// Checks for requests that are ambiguous or that the gateway will not carry.
-fn protocol_check(parts: &http::request::Parts, listener: &Listener) -> Option<Block> {
+pub(crate) fn protocol_check(parts: &http::request::Parts, listener: &Listener) -> Option<Block> {
     let malformed = |d: &str| Some(Block::new(Reason::MalformedRequest).detail(d));
     let h = &parts.headers;
     if parts.method == Method::CONNECT {
@@ -525,7 +525,7 @@ fn has_dot_segment(path: &str) -> bool {
     })
 }
 
-fn host_of(parts: &http::request::Parts) -> Option<String> {
+pub(crate) fn host_of(parts: &http::request::Parts) -> Option<String> {
     parts
         .headers
         .get(header::HOST)
@@ -632,7 +632,7 @@ fn upstream_path(api: &Api, prefix: &str, uri: &Uri) -> String {
 }
 
 /// Takes a request id from a trusted proxy when allowed and sane; otherwise makes one.
-fn request_id(h: &HeaderMap, name: &HeaderName, trust: bool) -> String {
+pub(crate) fn request_id(h: &HeaderMap, name: &HeaderName, trust: bool) -> String {
     if trust {
         if let Some(v) = h.get(name).and_then(|v| v.to_str().ok()) {
             if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {

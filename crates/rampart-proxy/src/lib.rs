@@ -12,6 +12,7 @@ mod conn;
 pub mod events;
 mod forwarded;
 mod handler;
+pub mod offline;
 pub mod respond;
 mod server;
 mod telemetry;

@@ -92,6 +92,9 @@ pub struct SampleResponse {
     /// Response headers.
     #[serde(default)]
     pub headers: BTreeMap<String, OneOrMany>,
+    /// The response body, as text.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// A sample principal.
@@ -132,15 +135,26 @@ pub struct SampleCert {
 /// A sample turned into the types a rule is evaluated on.
 #[derive(Debug)]
 pub struct Built {
-    request: http::request::Parts,
-    body: Option<Vec<u8>>,
-    response: Option<http::response::Parts>,
-    principal: Option<Principal>,
-    cert: Option<ClientCert>,
-    client_ip: IpAddr,
-    api: Option<String>,
-    operation: Option<String>,
-    path_params: Vec<(String, String)>,
+    /// The request head.
+    pub request: http::request::Parts,
+    /// The request body.
+    pub body: Option<Vec<u8>>,
+    /// The response head.
+    pub response: Option<http::response::Parts>,
+    /// The response body.
+    pub response_body: Option<Vec<u8>>,
+    /// Who authentication found the client to be.
+    pub principal: Option<Principal>,
+    /// The verified client certificate.
+    pub cert: Option<ClientCert>,
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// The API's name.
+    pub api: Option<String>,
+    /// The operation id.
+    pub operation: Option<String>,
+    /// Path parameters.
+    pub path_params: Vec<(String, String)>,
 }
 
 impl Sample {
@@ -193,6 +207,11 @@ impl Sample {
             request,
             body,
             response,
+            response_body: self
+                .response
+                .as_ref()
+                .and_then(|r| r.body.clone())
+                .map(String::into_bytes),
             principal: self.identity.as_ref().map(|i| Principal {
                 consumer: i.consumer.clone(),
                 groups: i.groups.clone(),

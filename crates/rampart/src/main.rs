@@ -1,6 +1,7 @@
 //! `rampart`: the API security gateway binary.
 
 mod demo;
+mod rules_test;
 
 /// mimalloc: faster than the system allocator for the many small, short-lived allocations of a
 /// proxy (measured with the loopback benchmark; see docs/performance.md).
@@ -61,6 +62,24 @@ enum Command {
         #[arg(long)]
         exit_after_secs: Option<u64>,
     },
+    /// Work with the rules of a configuration.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Run sample requests through a configuration's rules and compare each outcome with the
+    /// expected one. Exit 0 all passed, 1 a test failed, 2 could not run.
+    Test {
+        /// The test file (YAML).
+        file: PathBuf,
+        /// The configuration (default: the test file's `config`, else rampart.yaml beside it).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +101,9 @@ fn main() -> ExitCode {
         } => runtime(workers).map_or(ExitCode::from(2), |rt| {
             rt.block_on(demo::run(port, admin_port, exit_after_secs))
         }),
+        Command::Rules {
+            command: RulesCommand::Test { file, config },
+        } => rules_test::run(&file, config.as_deref()),
     }
 }
 

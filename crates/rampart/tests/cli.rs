@@ -73,6 +73,70 @@ fn check_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid YAML"));
 }
 
+#[test]
+fn rules_test_runs_the_documented_example() {
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/rules");
+    let out = rampart()
+        .current_dir(&docs)
+        .args(["rules", "test", "rules.test.yaml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("\nok      ").count(), 10, "{stdout}");
+    assert!(
+        stdout.ends_with("result: 10 passed, 0 failed\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn rules_test_reports_every_difference() {
+    let out = rampart()
+        .current_dir(golden_dir())
+        .args(["rules", "test", "rules-failing.test.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_golden(
+        "rules-failing.stdout",
+        &String::from_utf8(out.stdout).unwrap(),
+    );
+}
+
+#[test]
+fn rules_test_reports_every_problem_of_a_test_file() {
+    let out = rampart()
+        .current_dir(golden_dir())
+        .args(["rules", "test", "rules-bad.test.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.matches("error: ").count(), 5, "{stderr}");
+    assert_golden("rules-bad.stderr", &stderr);
+    // A test file whose configuration does not compile cannot run either.
+    let dir = rampart_test_support::TempDir::new("rules-test-config");
+    dir.write("rampart.yaml", "listeners: []\nbogus: 1\n");
+    let file = dir.write(
+        "t.yaml",
+        "tests:\n  - { name: x, request: {}, expect: { action: pass } }\n",
+    );
+    let out = rampart()
+        .args(["rules", "test"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key \"bogus\""));
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
