@@ -562,8 +562,14 @@ impl<'l> RuleSetBuilder<'l> {
                     base.as_str()
                 ),
             );
-            if base == Base::Bytes {
-                e = e.help(format!("quote it: \"{lit}\""));
+            match (base, lit) {
+                (Base::Bytes, _) => e = e.help(format!("quote it: \"{lit}\"")),
+                (Base::Int, Lit::Bytes(b))
+                    if std::str::from_utf8(b).is_ok_and(|t| t.parse::<i64>().is_ok()) =>
+                {
+                    e = e.help("write the number without quotes");
+                }
+                _ => {}
             }
             errs.push(e);
         }

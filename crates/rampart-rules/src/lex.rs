@@ -157,10 +157,16 @@ pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Span)>, RuleError> {
             }
             _ => {
                 let ch = src[i..].chars().next().unwrap_or('?');
-                return Err(RuleError::new(
+                let err = RuleError::new(
                     Span::new(start, start + ch.len_utf8()),
                     format!("unexpected character \"{ch}\""),
-                ));
+                );
+                return Err(match ch {
+                    '=' => err.help("did you mean \"==\"?"),
+                    '&' => err.help("did you mean \"&&\" (and)?"),
+                    '|' => err.help("did you mean \"||\" (or)?"),
+                    _ => err,
+                });
             }
         }
     }

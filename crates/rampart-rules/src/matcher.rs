@@ -41,7 +41,7 @@ impl Matcher {
                 regex::Error::CompiledTooBig(n) => {
                     format!("regex is too big once compiled (limit {n} bytes)")
                 }
-                other => format!("invalid regex: {}", first_line(&other.to_string())),
+                other => format!("invalid regex: {}", last_line(&other.to_string())),
             })?;
         let pre = regex_syntax::ParserBuilder::new()
             .build()
@@ -86,7 +86,7 @@ impl Matcher {
             .size_limit(limits.regex_size_limit)
             .dfa_size_limit(limits.regex_dfa_size_limit)
             .build()
-            .map_err(|e| format!("invalid wildcard: {}", first_line(&e.to_string())))?;
+            .map_err(|e| format!("invalid wildcard: {}", last_line(&e.to_string())))?;
         Ok(Self { re, pre: None })
     }
 
@@ -107,8 +107,10 @@ impl Matcher {
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().last().unwrap_or(s).trim().to_owned()
+/// The regex crate's message without the pattern it repeats: its last line, `error: ` removed.
+fn last_line(s: &str) -> String {
+    let line = s.lines().last().unwrap_or(s).trim();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }
 
 /// A set of literals, at least one of which occurs in every match.

@@ -396,13 +396,18 @@ impl Parser<'_> {
                 }
             }
             other => {
-                return Err(RuleError::new(
+                let err = RuleError::new(
                     span,
                     format!(
                         "expected a field, a function or a value, found {}",
                         other.describe()
                     ),
-                ))
+                );
+                return Err(if other == Tok::LBrace {
+                    err.help("a set only follows \"in\": field in { … }")
+                } else {
+                    err
+                });
             }
         };
         Ok(Operand { kind, span })
