@@ -28,9 +28,8 @@ fn every_bad_expression_renders_its_caret_and_hint() {
     {
         n += 1;
         let mut b = RuleSetBuilder::new(Limits::default(), &lists);
-        let errs = match b.add(src) {
-            Ok(_) => panic!("{src:?} compiled, but every case must be an error"),
-            Err(errs) => errs,
+        let Err(errs) = b.add(src) else {
+            panic!("{src:?} compiled, but every case must be an error");
         };
         writeln!(out, "== {src}").unwrap();
         for e in &errs {
