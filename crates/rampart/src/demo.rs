@@ -147,9 +147,18 @@ upstreams:
 
 lists:
   blocked_networks: [203.0.113.0/24, "2001:db8:bad::/48"]
+  attack_tools: [sqlmap, nikto, masscan, nuclei]
 
 ip_rules:
   - {{ id: demo-blocked-networks, action: block, lists: [blocked_networks] }}
+
+# WAF custom rules (docs/rules.md). Global rules run for every API, before the API's own.
+waf:
+  custom:
+    - id: attack-tool
+      description: a known attack tool's user agent
+      when: 'any(lower(http.request.headers["user-agent"]) wildcard "*sqlmap*") or http.request.headers["user-agent"] in $attack_tools'
+      action: block
 
 apis:
   - name: demo-api
@@ -158,6 +167,23 @@ apis:
     upstream: demo
     ip_rules:
       - {{ id: demo-partner-ban, action: block, list: [198.51.100.0/24] }}
+    waf:
+      custom:
+        - id: numeric-user-id
+          description: user ids are numbers
+          when: 'starts_with(http.request.uri.path, "/api/users/") and not http.request.uri.path matches "^/api/users/[0-9]+$"'
+          action: block
+          status: 400
+        - id: positive-quantity
+          description: an order's quantity is positive
+          when: 'http.request.method == "POST" and starts_with(http.request.body.json["/quantity"], "-")'
+          action: block
+          status: 400
+        - id: debug-flag
+          description: somebody is probing for a debug mode
+          when: 'http.request.uri.args["debug"] == "1"'
+          action: block
+          enforcement: monitor
 
 events:
   sqlite: events.db
@@ -166,6 +192,34 @@ events:
 "#
     )
 }
+
+/// Tests of the demo's rules, written beside its configuration (`rampart rules test`).
+pub(crate) const DEMO_RULES_TEST: &str = r#"# The demo's rules, unit-tested: rampart rules test rules.test.yaml
+config: rampart.yaml
+tests:
+  - name: a user by id passes
+    request: { uri: /api/users/1, headers: { host: localhost } }
+    expect: { action: pass, api: demo-api }
+  - name: sqlmap is blocked
+    request: { uri: /api/users/1, headers: { host: localhost, user-agent: sqlmap/1.7 } }
+    expect: { action: block, rule: attack-tool, status: 403 }
+  - name: an injection in the user id is a bad request
+    request: { uri: "/api/users/1%20or%201=1", headers: { host: localhost } }
+    expect: { action: block, rule: numeric-user-id, status: 400 }
+  - name: a negative quantity is refused
+    request:
+      method: POST
+      uri: /api/orders
+      headers: { host: localhost }
+      json: { user_id: 1, item: pen, quantity: -5 }
+    expect: { action: block, rule: positive-quantity, status: 400 }
+  - name: the debug flag is only watched
+    request: { uri: "/api/users/1?debug=1", headers: { host: localhost } }
+    expect: { action: pass, matched: [debug-flag] }
+  - name: a blocked network is refused before any rule
+    request: { uri: /api/users/1, headers: { host: localhost, user-agent: sqlmap }, client_ip: 203.0.113.7 }
+    expect: { action: block, stage: iprules, rule: demo-blocked-networks }
+"#;
 
 pub(crate) async fn run(port: u16, admin_port: u16, exit_after_secs: Option<u64>) -> ExitCode {
     let api = match start_demo_api().await {
@@ -180,7 +234,8 @@ pub(crate) async fn run(port: u16, admin_port: u16, exit_after_secs: Option<u64>
     let config = dir.join("rampart.yaml");
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("admin-token"), &token))
-        .and_then(|()| std::fs::write(&config, demo_config(port, admin_port, api)));
+        .and_then(|()| std::fs::write(&config, demo_config(port, admin_port, api)))
+        .and_then(|()| std::fs::write(dir.join("rules.test.yaml"), DEMO_RULES_TEST));
     if let Err(e) = written {
         eprintln!(
             "error: cannot write the demo configuration in {}: {e}",
@@ -220,17 +275,23 @@ Try:
   curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":2}}'
   curl -i {base}/api/users/1 -H 'X-Forwarded-For: 203.0.113.7'        # 403 forbidden: ip_rules (blocked network)
   curl -i {base}/api/users/1 -H 'X-Forwarded-For: 198.51.100.20'      # 403 forbidden: the API's own ip_rules
+  curl -i {base}/api/users/1 -A 'sqlmap/1.7'                          # 403 waf_rule_match: custom rule attack-tool
+  curl -i "{base}/api/users/1%20or%201=1"                             # 400 waf_rule_match: custom rule numeric-user-id
+  curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":-5}}'   # 400: a rule on the JSON body
+  curl -i "{base}/api/users/1?debug=1"                                # 200, and a would_block event (a rule in monitor mode)
   curl -i --path-as-is {base}/api/../admin                            # 400 malformed_request: dot segments
   curl -i {base}/nothing-here                                         # 404 not_found: no API serves this path
   head -c 2000000 /dev/zero | curl -i {base}/api/orders --data-binary @-   # 413 body_too_large
   curl -s {admin}/metrics -H 'Authorization: Bearer {token}' | grep rampart_
   curl -s {admin}/api/v1/status -H 'Authorization: Bearer {token}'
+  rampart rules test {rules_test}   # the demo's rules, unit-tested offline
 
 Press Ctrl-C to stop.
 "#,
         config = config.display(),
         events = dir.join("events.db").display(),
         jsonl = dir.join("events.jsonl").display(),
+        rules_test = dir.join("rules.test.yaml").display(),
     );
     crate::print_out(&msg);
     match exit_after_secs {

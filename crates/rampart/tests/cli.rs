@@ -190,6 +190,46 @@ async fn demo_serves_and_blocks() {
         .unwrap();
     assert_eq!(blocked.status, 403);
     assert_eq!(blocked.json()["error"], "forbidden");
+    // The WAF's custom rules: a header rule, a path rule, a JSON body rule.
+    let ua = c
+        .send(
+            http::Request::get(format!("{base}/api/users/1"))
+                .header("user-agent", "sqlmap/1.7")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ua.status, 403);
+    assert_eq!(ua.json()["error"], "waf_rule_match");
+    let injected = c
+        .get(&format!("{base}/api/users/1%20or%201=1"))
+        .await
+        .unwrap();
+    assert_eq!(injected.status, 400);
+    let order = |quantity: i64| {
+        http::Request::post(format!("{base}/api/orders"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+                r#"{{"user_id":1,"item":"pen","quantity":{quantity}}}"#
+            ))))
+            .unwrap()
+    };
+    assert_eq!(c.send(order(-5)).await.unwrap().status, 400);
+    assert_eq!(c.send(order(2)).await.unwrap().status, 201);
+    // The demo's own rules test, written beside its configuration, passes.
+    let dir = std::env::temp_dir().join(format!("rampart-demo-{}", child.id().unwrap()));
+    let out = rampart()
+        .args(["rules", "test"])
+        .arg(dir.join("rules.test.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(
         c.get(&format!("{base}/nothing-here")).await.unwrap().status,
         404
