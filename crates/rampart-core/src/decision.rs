@@ -52,6 +52,9 @@ pub struct Block {
     pub rule: Option<RuleId>,
     /// A short, redacted detail for events and logs; never sent to the client.
     pub detail: String,
+    /// Headers the client's response carries: `WWW-Authenticate` on a 401, `Retry-After` on a
+    /// 429. Protocol headers only; never a detail of the decision.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Block {
@@ -62,7 +65,14 @@ impl Block {
             reason,
             rule: None,
             detail: String::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header to the client's response.
+    pub fn header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// Sets the rule id.

@@ -32,6 +32,9 @@ pub struct Exchange {
     pub response_status: Option<u16>,
     /// Stages and rules a `skip` rule has switched off for the rest of this exchange.
     pub skip: Skips,
+    /// Path parameters by name, once a path template matched (an authorization policy's
+    /// `path`, or the OpenAPI operation).
+    pub path_params: Vec<(String, String)>,
 }
 
 /// What a `skip` rule switched off for one exchange: whole stages (`waf.crs`, `ratelimit`) or
@@ -61,6 +64,7 @@ impl Exchange {
             body_truncated: false,
             response_status: None,
             skip: Skips::default(),
+            path_params: Vec::new(),
         }
     }
 

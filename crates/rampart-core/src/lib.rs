@@ -17,6 +17,7 @@ mod event;
 mod exchange;
 pub mod iptable;
 mod pipeline;
+pub mod secret;
 mod stage;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};

@@ -31,6 +31,9 @@ pub fn block_response(
     );
     *rsp.status_mut() = block.status;
     let h = rsp.headers_mut();
+    for (name, value) in &block.headers {
+        h.append(name.clone(), value.clone());
+    }
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
@@ -62,5 +65,22 @@ mod tests {
             r#"{"error":"forbidden","request_id":"abc","status":403}"#
         );
         assert!(!text.contains("secret-rule"));
+    }
+
+    #[test]
+    fn protocol_headers_of_a_block_are_sent() {
+        let b = Block::new(Reason::Unauthenticated)
+            .header(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"api\""),
+            )
+            .header(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"api\""),
+            );
+        let rsp = block_response(&b, "abc", &HeaderName::from_static("x-request-id"));
+        assert_eq!(rsp.status(), 401);
+        let challenges: Vec<_> = rsp.headers().get_all("www-authenticate").iter().collect();
+        assert_eq!(challenges, ["Basic realm=\"api\"", "Bearer realm=\"api\""]);
     }
 }

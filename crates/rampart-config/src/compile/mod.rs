@@ -5,7 +5,7 @@ pub mod tls;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -550,30 +550,4 @@ fn parse_addr(s: &str, cx: &mut CompileCx) -> Option<SocketAddr> {
     None
 }
 
-/// Resolves a secret reference: `env:NAME`, `file:path` (relative to the config), or a literal.
-pub fn resolve_secret(value: &str, base_dir: &Path, cx: &mut CompileCx) -> Option<String> {
-    if let Some(var) = value.strip_prefix("env:") {
-        match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(v),
-            _ => {
-                cx.error(format!("environment variable \"{var}\" is not set"));
-                None
-            }
-        }
-    } else if let Some(path) = value.strip_prefix("file:") {
-        match std::fs::read_to_string(resolve_path(base_dir, path)) {
-            Ok(v) => Some(v.trim_end_matches(['\n', '\r']).to_owned()),
-            Err(e) => {
-                cx.error(format!("cannot read \"{path}\": {e}"));
-                None
-            }
-        }
-    } else {
-        Some(value.to_owned())
-    }
-}
-
-/// Resolves a path from the config file against its directory.
-pub fn resolve_path(base_dir: &Path, p: &str) -> PathBuf {
-    base_dir.join(p)
-}
+pub use rampart_core::secret::{resolve_path, resolve_secret};

@@ -372,6 +372,7 @@ fn base_input(x: &Exchange) -> Input<'_> {
         client_cert: x.client_cert(),
         api: x.route.as_ref().map(|r| &*r.api),
         operation: x.route.as_ref().and_then(|r| r.operation.as_deref()),
+        path_params: &x.path_params,
         ..Input::default()
     }
 }
