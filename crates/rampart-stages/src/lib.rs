@@ -2,5 +2,6 @@
 //! `XxxConfig` (the raw YAML model, serde), `Xxx` (compiled, immutable), `impl Stage for Xxx`,
 //! and tests beside them.
 
+pub mod authn;
 pub mod iprules;
 pub mod waf;

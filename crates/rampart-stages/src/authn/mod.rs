@@ -1,0 +1,4 @@
+//! `authn`: who is the client? API keys, HTTP basic, mutual TLS and bearer tokens (JWT verified
+//! against JWKS, opaque tokens by OAuth2 introspection), tried in the order an API lists them.
+
+pub mod jws;
