@@ -14,8 +14,8 @@ pub mod render;
 mod snapshot;
 pub mod yaml;
 
-pub use compile::build_pipeline;
 pub use compile::tls::provider as crypto_provider;
+pub use compile::{build_pipeline, ApiStages};
 pub use load::{decode_str, load_file, load_str, reload_conflicts, ConfigError, Decoded};
 pub use snapshot::{
     path_has_prefix, Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings,

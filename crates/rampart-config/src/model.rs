@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use rampart_stages::authn::config::{
+    AuthConfig, AuthnConfig, ConsumerConfig, IdentityProviderConfig,
+};
 use rampart_stages::iprules::IpRuleConfig;
 use rampart_stages::waf::WafConfig;
 use serde::Deserialize;
@@ -36,6 +39,15 @@ pub struct ConfigFile {
     /// WAF custom rules for every request, before each API's own.
     #[serde(default)]
     pub waf: WafConfig,
+    /// The clients of the APIs and their credentials.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerConfig>,
+    /// JWT issuers and introspection endpoints, by name.
+    #[serde(default)]
+    pub identity_providers: BTreeMap<String, IdentityProviderConfig>,
+    /// Settings shared by every API's authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Security events: where they are stored and exported.
     #[serde(default)]
     pub events: EventsConfig,
@@ -271,6 +283,9 @@ pub struct ApiConfig {
     /// WAF custom rules for this API only, after the global ones.
     #[serde(default)]
     pub waf: WafConfig,
+    /// Authentication: the methods this API accepts.
+    #[serde(default)]
+    pub authn: Option<AuthnConfig>,
 }
 
 /// Request body buffering for inspection.

@@ -30,6 +30,9 @@ pub struct Snapshot {
     pub events: Events,
     /// Proxy-wide settings.
     pub proxy: ProxySettings,
+    /// JWT key sources fetched from URLs: the gateway starts their background refresh and
+    /// hands their keys over on reload.
+    pub key_sources: Vec<Arc<rampart_stages::authn::jwt::KeySource>>,
     /// The source text and where it came from, for redacted display and diffs.
     pub source: Source,
 }
@@ -205,6 +208,9 @@ pub struct ProxySettings {
     pub shutdown_grace: Duration,
     /// Keep request ids from trusted proxies.
     pub trust_request_id_from_proxies: bool,
+    /// Headers that carry the authenticated identity upstream: removed from every client
+    /// request before any stage runs.
+    pub identity_headers: Vec<http::HeaderName>,
 }
 
 impl Snapshot {

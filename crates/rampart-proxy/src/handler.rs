@@ -143,6 +143,10 @@ async fn handle_inner(
     });
     fin.api = Some(api.clone());
 
+    // No client may claim an identity: the headers authentication sets upstream go first.
+    for h in &snap.proxy.identity_headers {
+        parts.headers.remove(h);
+    }
     if let Verdict::Block(b) = api.pipeline.request_head(&mut parts, &mut fin.x).await {
         return fin.respond(&b, &rid_header);
     }

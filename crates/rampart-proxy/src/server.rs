@@ -161,6 +161,7 @@ impl Gateway {
         telemetry::describe();
         let (events, writer) = EventBus::start(&snapshot.events).map_err(StartError::Events)?;
         let access_log = snapshot.events.access_log != rampart_config::Output::Off;
+        prepare(&snapshot, None).await;
         let snapshot = Arc::new(snapshot);
         let shared = Arc::new(Shared {
             state: ArcSwap::from_pointee(State::new(snapshot.clone())),
@@ -264,8 +265,8 @@ impl Gateway {
     }
 
     /// Swaps in a new configuration, unless it changes what cannot change while running.
-    pub fn reload(&self, snapshot: Snapshot) -> ReloadOutcome {
-        apply_reload(&self.shared, snapshot)
+    pub async fn reload(&self, snapshot: Snapshot) -> ReloadOutcome {
+        apply_reload(&self.shared, snapshot).await
     }
 
     /// Reloads from the config file (compiled off the async workers).
@@ -293,10 +294,38 @@ impl Gateway {
     }
 }
 
+/// How long starting or reloading waits for the keys of JWT providers fetched from URLs.
+const KEYS_WAIT: Duration = Duration::from_secs(5);
+
+/// Starts the background work of a snapshot (JWKS refresh), taking over what `previous` had
+/// for the same sources, and waits a little for keys that are not there yet: requests then
+/// find them, instead of failing while the first fetch runs.
+async fn prepare(snapshot: &Snapshot, previous: Option<&Snapshot>) {
+    for ks in &snapshot.key_sources {
+        if let Some(old) =
+            previous.and_then(|p| p.key_sources.iter().find(|o| o.url_str() == ks.url_str()))
+        {
+            ks.inherit(old);
+        }
+        ks.start();
+    }
+    for ks in &snapshot.key_sources {
+        if !ks.wait_loaded(KEYS_WAIT).await {
+            tracing::warn!(
+                provider = %ks.provider,
+                "The keys of this identity provider are not loaded yet; its tokens get the API's on_error until they are."
+            );
+        }
+    }
+}
+
 /// Applies a compiled configuration.
-pub fn apply_reload(shared: &Shared, snapshot: Snapshot) -> ReloadOutcome {
+pub async fn apply_reload(shared: &Shared, snapshot: Snapshot) -> ReloadOutcome {
     let current = shared.state.load().snapshot.clone();
     let conflicts = rampart_config::reload_conflicts(&current, &snapshot);
+    if conflicts.is_empty() {
+        prepare(&snapshot, Some(&current)).await;
+    }
     let outcome = if conflicts.is_empty() {
         shared.state.store(Arc::new(State::new(Arc::new(snapshot))));
         tracing::info!("Configuration reloaded.");
@@ -344,7 +373,7 @@ pub async fn reload_from_file(shared: &Arc<Shared>) -> ReloadOutcome {
     };
     let loaded = tokio::task::spawn_blocking(move || rampart_config::load_file(&path)).await;
     match loaded {
-        Ok(Ok(snapshot)) => apply_reload(shared, snapshot),
+        Ok(Ok(snapshot)) => apply_reload(shared, snapshot).await,
         Ok(Err(e)) => {
             let rendered = e.render();
             tracing::error!("Reload rejected; the old configuration keeps serving:\n{rendered}");

@@ -1,5 +1,6 @@
 //! Compiles the file model into a [`Snapshot`], collecting every problem.
 
+mod auth;
 mod pipeline;
 pub mod tls;
 
@@ -22,7 +23,7 @@ use crate::snapshot::{
     Target, Upstream,
 };
 
-pub use pipeline::build_pipeline;
+pub use pipeline::{build_pipeline, ApiStages};
 
 /// Compiles a file model. `base_dir` is where relative paths (certificates, databases) start.
 pub fn compile(
@@ -64,6 +65,10 @@ pub fn compile(
             IpRules::compile(&file.ip_rules, &lists, cx)
         })
         .map(Arc::new);
+    let mtls_listener = listeners
+        .iter()
+        .any(|l| l.client_auth != crate::model::ClientAuthMode::Off);
+    let auth = auth::compile_auth(file, base_dir, mtls_listener, cx);
     let rule_ids = custom_rule_ids(file, cx);
     let global_waf = cx
         .at("waf", |cx| {
@@ -93,6 +98,7 @@ pub fn compile(
                             rule_ids: &rule_ids,
                             global_ip: global_ip.as_ref(),
                             global_waf: global_waf.as_ref(),
+                            auth: &auth,
                         },
                         cx,
                     )
@@ -102,13 +108,22 @@ pub fn compile(
             .collect()
     });
     let events = cx.at("events", |cx| compile_events(&file.events, base_dir, cx));
-    let proxy = cx.at("proxy", |cx| compile_proxy(&file.proxy, cx));
+    let proxy = cx
+        .at("proxy", |cx| compile_proxy(&file.proxy, cx))
+        .map(|mut p| {
+            p.identity_headers = auth.identity_headers.clone();
+            p
+        });
     if file.listeners.is_empty() {
         cx.at("listeners", |cx| {
             cx.error("at least one listener is needed")
         });
     }
-    let unrouted = build_pipeline(global_ip.as_ref(), None, global_waf.as_slice());
+    let unrouted = build_pipeline(ApiStages {
+        global_ip: global_ip.as_ref(),
+        waf_custom: global_waf.as_slice(),
+        ..ApiStages::default()
+    });
     if !cx.is_ok() {
         return None;
     }
@@ -121,6 +136,7 @@ pub fn compile(
         lists,
         events: events?,
         proxy: proxy?,
+        key_sources: auth.key_sources,
         source,
     })
 }
@@ -194,6 +210,7 @@ struct Shared<'a> {
     rule_ids: &'a [String],
     global_ip: Option<&'a Arc<IpRules>>,
     global_waf: Option<&'a Arc<CustomRules>>,
+    auth: &'a auth::Auth,
 }
 
 fn compile_listeners(
@@ -435,6 +452,11 @@ fn compile_api(
         })
         .filter(|r| !r.is_empty())
         .map(Arc::new);
+    let authn = a.authn.as_ref().and_then(|authn| {
+        cx.at("authn", |cx| {
+            auth::compile_authn(authn, &a.name, shared.auth, cx)
+        })
+    });
     if cx.diagnostics().len() != before {
         return None;
     }
@@ -450,7 +472,12 @@ fn compile_api(
         base_path,
         strip_base_path: a.strip_base_path,
         upstream: upstream?,
-        pipeline: build_pipeline(shared.global_ip, ip.as_ref(), &waf_sections),
+        pipeline: build_pipeline(ApiStages {
+            global_ip: shared.global_ip,
+            api_ip: ip.as_ref(),
+            waf_custom: &waf_sections,
+            authn,
+        }),
         max_inspect_bytes: a.request_body.max_inspect_bytes,
         oversize: a.request_body.oversize,
     })
@@ -516,6 +543,7 @@ fn compile_proxy(p: &ProxyConfig, cx: &mut CompileCx) -> Option<ProxySettings> {
         client_cert_header: cc?,
         shutdown_grace: Duration::from_millis(p.shutdown_grace_ms),
         trust_request_id_from_proxies: p.trust_request_id_from_proxies,
+        identity_headers: Vec::new(),
     })
 }
 

@@ -6,6 +6,19 @@ use rampart_core::{Enforcement, OnError, Pipeline, Slot};
 use rampart_stages::iprules::IpRules;
 use rampart_stages::waf::{CustomRules, CustomRulesStage};
 
+/// The stages of one API (or of requests no API serves), compiled, before they are ordered.
+#[derive(Debug, Default)]
+pub struct ApiStages<'a> {
+    /// The global IP rules.
+    pub global_ip: Option<&'a Arc<IpRules>>,
+    /// The API's IP rules.
+    pub api_ip: Option<&'a Arc<IpRules>>,
+    /// The custom-rule sections (global first).
+    pub waf_custom: &'a [Arc<CustomRules>],
+    /// Authentication.
+    pub authn: Option<Slot>,
+}
+
 /// Builds an API's pipeline. The order is a reviewed security property, not a user setting:
 /// users enable and configure stages, they never reorder them.
 ///
@@ -14,11 +27,13 @@ use rampart_stages::waf::{CustomRules, CustomRulesStage};
 /// `schema` (head); request body: `schema` (body) → `waf` (custom + CRS phase 2) → `dlp`
 /// (requests); response head: `schema` (response) → `waf` (CRS phase 3); response body:
 /// `waf` (CRS phase 4) → `dlp`.
-pub fn build_pipeline(
-    global_ip: Option<&Arc<IpRules>>,
-    api_ip: Option<&Arc<IpRules>>,
-    waf_custom: &[Arc<CustomRules>],
-) -> Pipeline {
+pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
+    let ApiStages {
+        global_ip,
+        api_ip,
+        waf_custom,
+        authn,
+    } = stages;
     let mut slots = Vec::new();
     // 1. Global IP rules: the cheapest check, needing nothing but the client address. A blocked
     //    network must cost us as little as possible, and must never reach authentication (which
@@ -52,7 +67,14 @@ pub fn build_pipeline(
             on_error: OnError::Deny,
         });
     }
-    // 5. (`authn`, then `authz`, go here, with their issue.)
+    // 5. Authentication: after the cheap refusals (IP rules, WAF head rules) because it may be
+    //    expensive (argon2, a JWKS, an introspection call), and before everything that needs
+    //    to know who the client is (authorization, identity rules, per-consumer limits). Its
+    //    enforcement and on_error are the API's.
+    if let Some(slot) = authn {
+        slots.push(slot);
+    }
+    // 5b. (`authz` goes here, with its policies.)
     // 6. WAF custom rules that read `identity.*`: they can only run once authentication has
     //    set the principal, and before rate limiting so that a refused consumer does not use
     //    up a quota.

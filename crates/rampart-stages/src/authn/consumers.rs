@@ -110,7 +110,9 @@ impl Directory {
             } => {
                 let given = [key_sha256.is_some(), key.is_some(), keys_file.is_some()];
                 if given.iter().filter(|g| **g).count() != 1 {
-                    cx.error("an api_key credential needs exactly one of key_sha256, key and keys_file");
+                    cx.error(
+                        "an api_key credential needs exactly one of key_sha256, key and keys_file",
+                    );
                     return;
                 }
                 if let Some(h) = key_sha256 {
@@ -161,21 +163,20 @@ impl Directory {
             } => {
                 let user = username.clone().unwrap_or_else(|| name.to_owned());
                 match PasswordHashKind::parse(password_hash) {
-                    Ok(hash) => {
-                        if self.basic.contains_key(&user) {
+                    Ok(hash) => match self.basic.entry(user) {
+                        std::collections::hash_map::Entry::Occupied(o) => {
+                            let user = o.key().clone();
                             cx.at("username", |cx| {
                                 cx.error(format!("basic user \"{user}\" is defined twice"))
                             });
-                        } else {
-                            self.basic.insert(
-                                user,
-                                Arc::new(BasicUser {
-                                    consumer: idx,
-                                    hash,
-                                }),
-                            );
                         }
-                    }
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(Arc::new(BasicUser {
+                                consumer: idx,
+                                hash,
+                            }));
+                        }
+                    },
                     Err(e) => cx.at("password_hash", |cx| cx.error(e)),
                 }
             }
@@ -353,7 +354,8 @@ mod tests {
         let d = Directory::compile(&consumers, &AuthConfig::default(), Path::new("."), &mut cx);
         assert!(cx.is_ok(), "{:?}", cx.diagnostics());
         assert_eq!(
-            d.by_api_key(b"plain-key-abcdefghijkl").map(|c| c.name.as_str()),
+            d.by_api_key(b"plain-key-abcdefghijkl")
+                .map(|c| c.name.as_str()),
             Some("mobile")
         );
         assert!(d.by_api_key(b"plain-key-abcdefghijkm").is_none());
@@ -363,7 +365,8 @@ mod tests {
             Some("ops")
         );
         assert_eq!(
-            d.by_certificate("CN=mobile,O=Example", &[]).map(|c| c.groups.clone()),
+            d.by_certificate("CN=mobile,O=Example", &[])
+                .map(|c| c.groups.clone()),
             Some(vec!["partners".to_owned()])
         );
         assert!(d.by_certificate("CN=nobody", &[]).is_none());

@@ -31,7 +31,10 @@ impl PasswordHashKind {
             PasswordHash::new(s).map_err(|e| format!("invalid argon2 hash: {e}"))?;
             return Ok(Self::Argon2(s.to_owned()));
         }
-        if ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| s.starts_with(p)) {
+        if ["$2a$", "$2b$", "$2y$", "$2x$"]
+            .iter()
+            .any(|p| s.starts_with(p))
+        {
             // bcrypt::verify parses at use; check the shape now so a bad file fails at load.
             let parts: Vec<&str> = s.split('$').collect();
             let ok = parts.len() == 4
@@ -140,7 +143,8 @@ mod tests {
     fn every_format_verifies_its_password_and_no_other() {
         // bcrypt at the lowest cost and {SHA} as `htpasswd -B -C 4` and `htpasswd -s` write them.
         let bcrypt = hash_bcrypt(b"s3cret", 4).unwrap();
-        let sha = "{SHA}".to_owned() + &STANDARD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, b"s3cret"));
+        let sha = "{SHA}".to_owned()
+            + &STANDARD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, b"s3cret"));
         let argon = hash_argon2id(b"s3cret").unwrap();
         assert!(argon.starts_with("$argon2id$v=19$"));
         for h in [&argon, &bcrypt, &sha] {
@@ -150,7 +154,9 @@ mod tests {
             assert!(!k.verify(b""), "{h}");
         }
         // A `$2y$` hash as Apache's htpasswd writes it (password "password").
-        let apache = PasswordHashKind::parse("$2y$05$B3rn6Qn7IQCzcTbIwo/yEuop5E4N9YRBjYWGPt8cgRjyI.WjwX/YS").unwrap();
+        let apache =
+            PasswordHashKind::parse("$2y$05$B3rn6Qn7IQCzcTbIwo/yEuop5E4N9YRBjYWGPt8cgRjyI.WjwX/YS")
+                .unwrap();
         assert!(apache.verify(b"password"));
     }
 
