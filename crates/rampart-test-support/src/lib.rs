@@ -9,11 +9,13 @@
 mod certs;
 mod client;
 mod gateway;
+mod idp;
 mod tempdir;
 mod upstream;
 
 pub use certs::{ClientIdentity, TestPki};
-pub use client::{collect, h1_client, tls_client_config, tls_connect, HttpClient};
+pub use client::{collect, h1_client, tls_client_config, tls_connect, Collected, HttpClient};
 pub use gateway::TestGateway;
+pub use idp::{hs256, jwks, TestIdp, TokenSigner, IDP_CLIENT};
 pub use tempdir::TempDir;
 pub use upstream::{Seen, TestUpstream};

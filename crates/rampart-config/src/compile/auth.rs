@@ -31,6 +31,8 @@ const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Auth {
     shared: Arc<AuthnShared>,
     providers: HashMap<String, Method>,
+    /// Every provider's name, compiled or not (a broken one is reported once, where it is).
+    declared: Vec<String>,
     /// The key sources of URL-based JWT providers, for the gateway to start.
     pub(super) key_sources: Vec<Arc<KeySource>>,
     /// Header names the gateway removes from every client request.
@@ -117,6 +119,7 @@ pub(super) fn compile_auth(
     Auth {
         shared,
         providers,
+        declared: file.identity_providers.keys().cloned().collect(),
         key_sources,
         identity_headers,
         mtls_listener,
@@ -178,7 +181,8 @@ fn compile_jwt(
     base_dir: &Path,
     cx: &mut CompileCx,
 ) -> Option<(JwtProvider, Arc<KeySource>)> {
-    let algs = algorithms(&j.algorithms, cx)?;
+    let algs_checked = algorithms(&j.algorithms, cx);
+    let algs = algs_checked.clone().unwrap_or_default();
     let source = cx.at("jwks", |cx| -> Option<KeySource> {
         let src = j.jwks.trim();
         if src.starts_with("https://") || src.starts_with("http://") {
@@ -228,6 +232,7 @@ fn compile_jwt(
             }
         }
     })?;
+    let algs = algs_checked?;
     let keys = Arc::new(source);
     Some((
         JwtProvider {
@@ -331,11 +336,13 @@ pub(super) fn compile_authn(
                     "mtls" => Method::Mtls,
                     other => match auth.providers.get(other) {
                         Some(p) => p.clone(),
+                        // Declared but broken: its own error says why.
+                        None if auth.declared.iter().any(|d| d == other) => return,
                         None => {
                             let known = ["api_key", "basic", "mtls"]
                                 .into_iter()
                                 .map(str::to_owned)
-                                .chain(auth.providers.keys().cloned());
+                                .chain(auth.declared.iter().cloned());
                             return match nearest(other, known) {
                                 Some(n) => cx.error_with_help(
                                     format!("unknown method or identity provider \"{other}\""),

@@ -267,11 +267,22 @@ impl Directory {
         self.basic.get(user)
     }
 
-    /// Finds the consumer of a verified client certificate: by subject, then by each SAN.
+    /// Finds the consumer of a verified client certificate: by subject, then by each SAN. A
+    /// SAN (`URI:spiffe://…`, `DNS:app.example.com`) matches a configured one written with or
+    /// without its type.
     pub fn by_certificate(&self, subject: &str, sans: &[String]) -> Option<&Consumer> {
         self.mtls_subject
             .get(subject)
-            .or_else(|| sans.iter().find_map(|s| self.mtls_san.get(s)))
+            .or_else(|| {
+                sans.iter().find_map(|s| {
+                    self.mtls_san.get(s).or_else(|| {
+                        let (kind, value) = s.split_once(':')?;
+                        matches!(kind, "DNS" | "URI" | "email" | "IP")
+                            .then(|| self.mtls_san.get(value))
+                            .flatten()
+                    })
+                })
+            })
             .and_then(|&i| self.consumers.get(i))
     }
 

@@ -206,7 +206,13 @@ async fn refresh_loop(source: Weak<KeySource>, wake: Arc<Notify>, mut initial: b
                         tracing::warn!(provider = %s.provider, error = %e, "JWKS fetch failed; retrying");
                         initial = !s.is_loaded();
                         let d = backoff;
-                        backoff = (backoff * 2).min(refresh.max(Duration::from_secs(1)));
+                        // Without keys, every token fails: retry often. With keys, gently.
+                        let cap = if s.is_loaded() {
+                            refresh.max(Duration::from_secs(1))
+                        } else {
+                            Duration::from_secs(5)
+                        };
+                        backoff = (backoff * 2).min(cap);
                         d
                     }
                 }

@@ -294,6 +294,19 @@ impl AuthnStage {
                 return Ok(Decision::Continue);
             }
         }
+        // A bearer token no provider would take (another issuer, not a JWT for a JWT-only
+        // API) is a wrong credential, not a missing one.
+        let bearer_methods = self
+            .methods
+            .iter()
+            .any(|m| matches!(m, Method::Jwt(_) | Method::Introspection(..)));
+        if invalid.is_none() && bearer_methods && bearer(&req.headers).is_some() {
+            bearer_invalid = true;
+            if let Some(l) = &shared.lockout {
+                l.failure(&ip_key, now);
+            }
+            invalid = Some("no identity provider accepts this bearer token".to_owned());
+        }
         match invalid {
             Some(why) => self.refuse(why, bearer_invalid),
             None if self.allow_anonymous => Ok(Decision::Continue),
