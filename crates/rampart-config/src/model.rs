@@ -286,6 +286,9 @@ pub struct ApiConfig {
     /// Authentication: the methods this API accepts.
     #[serde(default)]
     pub authn: Option<AuthnConfig>,
+    /// Authorization policies, tried in order; none matching means 403.
+    #[serde(default)]
+    pub authz: Vec<rampart_stages::authz::PolicyConfig>,
 }
 
 /// Request body buffering for inspection.

@@ -131,7 +131,8 @@ pub trait Stage: Send + Sync + fmt::Debug {
     }
 
     /// Called once with the whole buffered request body (up to `max_inspect_bytes`; see
-    /// [`Exchange::body_truncated`]). Default: continue.
+    /// [`Exchange::body_truncated`]), for every request of a route whose stages read bodies: a
+    /// request without a body gets an empty one. Default: continue.
     fn on_request_body(
         &self,
         _req: &http::request::Parts,

@@ -224,6 +224,15 @@ async fn handle_inner(
     } else if body_expected {
         inbound.boxed_unsync()
     } else {
+        if api.pipeline.needs_request_body() {
+            // Stages that read bodies decide on an empty one too: sending no body must not
+            // skip a body rule or a policy on the body.
+            let mut empty = Bytes::new();
+            fin.x.timings.now_ms = shared.clock.now_ms();
+            if let Verdict::Block(b) = api.pipeline.request_body(&parts, &mut empty, &mut fin.x) {
+                return fin.respond(&b, &rid_header);
+            }
+        }
         Empty::new().map_err(|never| match never {}).boxed_unsync()
     };
 

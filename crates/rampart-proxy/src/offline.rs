@@ -142,29 +142,30 @@ pub async fn run(snap: &Snapshot, mut req: OfflineRequest) -> OfflineOutcome {
         return out.stopped_by_stage(x, b);
     }
 
-    if let Some(mut body) = req.body.take().filter(|b| !b.is_empty()) {
-        if pipeline.needs_request_body() {
-            out.reached = Phase::RequestBody;
-            let max = usize::try_from(api.max_inspect_bytes).unwrap_or(usize::MAX);
-            if body.len() > max {
-                if api.oversize == Oversize::Reject {
-                    let b = Block::new(Reason::BodyTooLarge)
-                        .detail(format!("body over max_inspect_bytes ({max})"));
-                    return out.stop(x, StageId("proxy"), b);
-                }
-                body = body.slice(..max);
-                x.body_truncated = true;
-                x.record(Finding {
-                    stage: StageId("proxy"),
-                    rule: None,
-                    action: FindingAction::Log,
-                    reason: Reason::BodyTooLarge,
-                    detail: format!("only the first {max} bytes of the body were inspected"),
-                });
+    // As live: the body stages run for every request when some stage reads bodies, on an
+    // empty body when there is none.
+    let mut body = req.body.take().unwrap_or_default();
+    if pipeline.needs_request_body() {
+        out.reached = Phase::RequestBody;
+        let max = usize::try_from(api.max_inspect_bytes).unwrap_or(usize::MAX);
+        if body.len() > max {
+            if api.oversize == Oversize::Reject {
+                let b = Block::new(Reason::BodyTooLarge)
+                    .detail(format!("body over max_inspect_bytes ({max})"));
+                return out.stop(x, StageId("proxy"), b);
             }
-            if let Verdict::Block(b) = pipeline.request_body(&req.request, &mut body, &mut x) {
-                return out.stopped_by_stage(x, b);
-            }
+            body = body.slice(..max);
+            x.body_truncated = true;
+            x.record(Finding {
+                stage: StageId("proxy"),
+                rule: None,
+                action: FindingAction::Log,
+                reason: Reason::BodyTooLarge,
+                detail: format!("only the first {max} bytes of the body were inspected"),
+            });
+        }
+        if let Verdict::Block(b) = pipeline.request_body(&req.request, &mut body, &mut x) {
+            return out.stopped_by_stage(x, b);
         }
     }
 

@@ -24,6 +24,15 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Decodes `%XX` and `+` (a space). A `%` not followed by two hex digits is kept.
 pub fn url_decode(b: &[u8]) -> Vec<u8> {
+    percent_decode(b, true)
+}
+
+/// Decodes `%XX` only (`+` stays): a path segment (RFC 3986), not a form value.
+pub fn url_decode_path(b: &[u8]) -> Vec<u8> {
+    percent_decode(b, false)
+}
+
+fn percent_decode(b: &[u8], plus_is_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -39,7 +48,7 @@ pub fn url_decode(b: &[u8]) -> Vec<u8> {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             c => out.push(c),
         }
         i += 1;

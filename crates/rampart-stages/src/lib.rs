@@ -3,5 +3,6 @@
 //! and tests beside them.
 
 pub mod authn;
+pub mod authz;
 pub mod iprules;
 pub mod waf;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Cidr, CompileCx, IpTable};
+use rampart_core::{Cidr, CompileCx, Enforcement, IpTable, OnError, Slot};
 use rampart_rules::{List, Lists};
 use rampart_stages::iprules::IpRules;
 use rampart_stages::waf::CustomRules;
@@ -457,6 +457,16 @@ fn compile_api(
             auth::compile_authn(authn, &a.name, shared.auth, cx)
         })
     });
+    let authz = cx
+        .at("authz", |cx| {
+            rampart_stages::authz::Policies::compile(&a.authz, shared.rule_lists, false, cx)
+        })
+        .filter(|p| !p.is_empty())
+        .map(|p| Slot {
+            stage: Arc::new(rampart_stages::authz::AuthzStage::new(Arc::new(p))),
+            enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
     if cx.diagnostics().len() != before {
         return None;
     }
@@ -477,6 +487,7 @@ fn compile_api(
             api_ip: ip.as_ref(),
             waf_custom: &waf_sections,
             authn,
+            authz,
         }),
         max_inspect_bytes: a.request_body.max_inspect_bytes,
         oversize: a.request_body.oversize,

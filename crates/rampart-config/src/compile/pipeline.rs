@@ -17,6 +17,8 @@ pub struct ApiStages<'a> {
     pub waf_custom: &'a [Arc<CustomRules>],
     /// Authentication.
     pub authn: Option<Slot>,
+    /// Authorization.
+    pub authz: Option<Slot>,
 }
 
 /// Builds an API's pipeline. The order is a reviewed security property, not a user setting:
@@ -33,6 +35,7 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
         api_ip,
         waf_custom,
         authn,
+        authz,
     } = stages;
     let mut slots = Vec::new();
     // 1. Global IP rules: the cheapest check, needing nothing but the client address. A blocked
@@ -74,7 +77,12 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
     if let Some(slot) = authn {
         slots.push(slot);
     }
-    // 5b. (`authz` goes here, with its policies.)
+    // 5b. Authorization: right after authentication, which it needs, and before rate limits,
+    //     so a refused request does not use up a quota. A policy on the body is decided in
+    //     the request-body phase, which runs (on an empty body if need be) for every request.
+    if let Some(slot) = authz {
+        slots.push(slot);
+    }
     // 6. WAF custom rules that read `identity.*`: they can only run once authentication has
     //    set the principal, and before rate limiting so that a refused consumer does not use
     //    up a quota.
