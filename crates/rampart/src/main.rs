@@ -62,6 +62,15 @@ enum Command {
         #[arg(long)]
         exit_after_secs: Option<u64>,
     },
+    /// Hash a password for a `basic` credential (read from standard input, first line).
+    HashPassword {
+        /// bcrypt (`$2b$`) instead of argon2id.
+        #[arg(long)]
+        bcrypt: bool,
+        /// bcrypt's cost (4 to 31).
+        #[arg(long, default_value_t = 12)]
+        cost: u32,
+    },
     /// Work with the rules of a configuration.
     Rules {
         #[command(subcommand)]
@@ -104,6 +113,7 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Test { file, config },
         } => rules_test::run(&file, config.as_deref()),
+        Command::HashPassword { bcrypt, cost } => hash_password(bcrypt, cost),
     }
 }
 
@@ -165,6 +175,40 @@ fn check(config: &Path) -> ExitCode {
         Err(e) => {
             eprint!("{}", e.render());
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `rampart hash-password`: the hash of the first line of standard input.
+fn hash_password(bcrypt: bool, cost: u32) -> ExitCode {
+    use std::io::BufRead;
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("error: cannot read the password: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("error: the password is empty (give it on standard input: printf %s \"$PASSWORD\" | rampart hash-password)");
+        return ExitCode::from(1);
+    }
+    let hashed = if bcrypt {
+        if !(4..=31).contains(&cost) {
+            eprintln!("error: --cost must be between 4 and 31");
+            return ExitCode::from(1);
+        }
+        rampart_stages::authn::password::hash_bcrypt(password.as_bytes(), cost)
+    } else {
+        rampart_stages::authn::password::hash_argon2id(password.as_bytes())
+    };
+    match hashed {
+        Ok(h) => {
+            print_out(&h);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

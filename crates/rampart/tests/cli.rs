@@ -137,6 +137,32 @@ fn rules_test_reports_every_problem_of_a_test_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key \"bogus\""));
 }
 
+#[test]
+fn hash_password_prints_a_hash_the_gateway_accepts() {
+    use std::io::Write;
+    for args in [vec!["hash-password"], vec!["hash-password", "--bcrypt", "--cost", "4"]] {
+        let mut child = rampart()
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"correct horse\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let kind = rampart_stages::authn::password::PasswordHashKind::parse(&hash).unwrap();
+        assert!(kind.verify(b"correct horse"), "{args:?}: {hash}");
+        assert!(!kind.verify(b"correct horse "));
+    }
+    let out = rampart()
+        .arg("hash-password")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "an empty password is refused");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
