@@ -35,15 +35,27 @@ fn token_and_keys(alg: Alg) -> (String, String) {
         "exp": 4_102_444_800u64, "iat": 1_700_000_000u64, "scope": "orders:read orders:write"
     });
     let header = serde_json::json!({ "alg": alg.as_str(), "kid": "k1", "typ": "JWT" });
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let (sig, jwk) = match alg {
         Alg::RS256 => {
             let k = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
             let mut sig = vec![0; k.public_modulus_len()];
-            k.sign(&signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
-                .unwrap();
+            k.sign(
+                &signature::RSA_PKCS1_SHA256,
+                &rng,
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
             let c = signature::RsaPublicKeyComponents::<Vec<u8>>::from(k.public_key());
-            (sig, serde_json::json!({ "kty": "RSA", "n": b64(&c.n), "e": b64(&c.e) }))
+            (
+                sig,
+                serde_json::json!({ "kty": "RSA", "n": b64(&c.n), "e": b64(&c.e) }),
+            )
         }
         Alg::ES256 => {
             let k = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();

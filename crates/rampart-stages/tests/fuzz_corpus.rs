@@ -6,7 +6,9 @@ fn jws_corpus_replays() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/jws_verify");
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        rampart_stages::authn::jws::fuzzing::verify_token(&std::fs::read(e.unwrap().path()).unwrap());
+        rampart_stages::authn::jws::fuzzing::verify_token(
+            &std::fs::read(e.unwrap().path()).unwrap(),
+        );
         n += 1;
     }
     assert!(n >= 40, "{n} inputs");

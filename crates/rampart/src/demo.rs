@@ -123,7 +123,15 @@ async fn demo_api(
 }
 
 /// The gateway configuration of the demo.
-pub(crate) fn demo_config(port: u16, admin_port: u16, api: SocketAddr) -> String {
+pub(crate) fn demo_config(
+    port: u16,
+    tls_port: u16,
+    admin_port: u16,
+    api: SocketAddr,
+    auth: &crate::demo_auth::DemoAuth,
+) -> String {
+    let key_sha256 = &auth.api_key_sha256;
+    let issuer = crate::demo_auth::ISSUER;
     format!(
         r#"# The demo configuration: the gateway in front of the built-in demo API.
 listeners:
@@ -134,6 +142,12 @@ listeners:
     limits:
       max_body_bytes: 1048576
       max_connections_per_ip: 512
+  # TLS with optional client certificates: the partner's certificate authenticates it.
+  - name: mtls
+    bind: 127.0.0.1:{tls_port}
+    tls:
+      certificates: [{{ cert: server.pem, key: server.key }}]
+      client_auth: {{ mode: optional, ca: ca.pem }}
 
 admin:
   bind: 127.0.0.1:{admin_port}
@@ -185,6 +199,36 @@ apis:
           action: block
           enforcement: monitor
 
+  # The partner API: the same demo API, behind authentication and authorization.
+  - name: partner-api
+    base_path: /partner
+    strip_base_path: true
+    upstream: demo
+    authn: {{ methods: [demo-idp, api_key, mtls] }}
+    authz:
+      # Staff (the partner application) may read everything.
+      - {{ name: staff, when: '"staff" in identity.groups' }}
+      # A user may read its own record only: asking for another's is refused (BOLA).
+      - name: own-user
+        methods: [GET]
+        path: /partner/users/{{id}}
+        require: 'http.request.path_params.id == identity.claims.sub'
+
+# Who may call the partner API (docs/auth.md).
+consumers:
+  - name: partner-app
+    groups: [staff]
+    credentials:
+      - {{ type: api_key, key_sha256: "{key_sha256}" }}
+      - {{ type: mtls, subject: "O=Rampart demo,CN=demo-partner" }}
+identity_providers:
+  demo-idp:
+    type: jwt
+    issuer: "{issuer}"
+    audiences: [demo-api]
+    jwks: file:jwks.json
+    algorithms: [ES256]
+
 events:
   sqlite: events.db
   jsonl: events.jsonl
@@ -219,9 +263,26 @@ tests:
   - name: a blocked network is refused before any rule
     request: { uri: /api/users/1, headers: { host: localhost, user-agent: sqlmap }, client_ip: 203.0.113.7 }
     expect: { action: block, stage: iprules, rule: demo-blocked-networks }
+  - name: the partner API needs a credential
+    request: { uri: /partner/users/1, headers: { host: localhost } }
+    expect: { action: block, stage: authn, status: 401 }
+  - name: a user reads its own record
+    request: { uri: /partner/users/1, headers: { host: localhost }, identity: { consumer: "1", claims: { sub: "1" } } }
+    expect: { action: pass, api: partner-api }
+  - name: a user cannot read another's record
+    request: { uri: /partner/users/2, headers: { host: localhost }, identity: { consumer: "1", claims: { sub: "1" } } }
+    expect: { action: block, stage: authz, rule: own-user, status: 403 }
+  - name: staff read every record
+    request: { uri: /partner/users/2, headers: { host: localhost }, identity: { consumer: partner-app, groups: [staff] } }
+    expect: { action: pass, matched: [] }
 "#;
 
-pub(crate) async fn run(port: u16, admin_port: u16, exit_after_secs: Option<u64>) -> ExitCode {
+pub(crate) async fn run(
+    port: u16,
+    tls_port: u16,
+    admin_port: u16,
+    exit_after_secs: Option<u64>,
+) -> ExitCode {
     let api = match start_demo_api().await {
         Ok(a) => a,
         Err(e) => {
@@ -232,9 +293,22 @@ pub(crate) async fn run(port: u16, admin_port: u16, exit_after_secs: Option<u64>
     let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
     let token = demo_token();
     let config = dir.join("rampart.yaml");
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(dir.join("admin-token"), &token))
-        .and_then(|()| std::fs::write(&config, demo_config(port, admin_port, api)))
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        return ExitCode::from(2);
+    }
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let auth = match crate::demo_auth::make(&dir, now_secs) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot make the demo's credentials: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let written = std::fs::write(dir.join("admin-token"), &token)
+        .and_then(|()| std::fs::write(&config, demo_config(port, tls_port, admin_port, api, &auth)))
         .and_then(|()| std::fs::write(dir.join("rules.test.yaml"), DEMO_RULES_TEST));
     if let Err(e) = written {
         eprintln!(
@@ -282,6 +356,16 @@ Try:
   curl -i --path-as-is {base}/api/../admin                            # 400 malformed_request: dot segments
   curl -i {base}/nothing-here                                         # 404 not_found: no API serves this path
   head -c 2000000 /dev/zero | curl -i {base}/api/orders --data-binary @-   # 413 body_too_large
+
+The partner API (authentication and authorization, docs/auth.md):
+  curl -i {base}/partner/users/1 -H 'Authorization: Bearer {jwt}'      # 200: user 1's own record (JWT)
+  curl -i {base}/partner/users/2 -H 'Authorization: Bearer {jwt}'      # 403 forbidden: user 1 asks for user 2's (BOLA)
+  curl -i {base}/partner/users/2 -H 'x-api-key: {api_key}'             # 200: the partner application (API key, staff)
+  curl -i {base}/partner/users/2 -H 'x-api-key: demo-wrong-key-000000'  # 401 unauthenticated, with WWW-Authenticate
+  curl -i {base}/partner/users/2                                       # 401 unauthenticated: no credential
+  curl -i --cacert {dirs}/ca.pem --cert {dirs}/partner.pem --key {dirs}/partner.key https://localhost:{tls_port}/partner/users/2   # 200: mTLS
+  curl -i --cacert {dirs}/ca.pem https://localhost:{tls_port}/partner/users/2                    # 401: TLS without a client certificate
+
   curl -s {admin}/metrics -H 'Authorization: Bearer {token}' | grep rampart_
   curl -s {admin}/api/v1/status -H 'Authorization: Bearer {token}'
   rampart rules test {rules_test}   # the demo's rules, unit-tested offline
@@ -292,6 +376,9 @@ Press Ctrl-C to stop.
         events = dir.join("events.db").display(),
         jsonl = dir.join("events.jsonl").display(),
         rules_test = dir.join("rules.test.yaml").display(),
+        jwt = auth.token_user1,
+        api_key = auth.api_key,
+        dirs = dir.display(),
     );
     crate::print_out(&msg);
     match exit_after_secs {

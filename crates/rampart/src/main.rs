@@ -1,6 +1,7 @@
 //! `rampart`: the API security gateway binary.
 
 mod demo;
+mod demo_auth;
 mod rules_test;
 
 /// mimalloc: faster than the system allocator for the many small, short-lived allocations of a
@@ -58,6 +59,9 @@ enum Command {
         /// The admin port on 127.0.0.1.
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
+        /// The TLS (mutual TLS) listener's port on 127.0.0.1.
+        #[arg(long, default_value_t = 8443)]
+        tls_port: u16,
         /// Exit after this many seconds (for scripted checks); runs until Ctrl-C by default.
         #[arg(long)]
         exit_after_secs: Option<u64>,
@@ -106,9 +110,10 @@ fn main() -> ExitCode {
         Command::Demo {
             port,
             admin_port,
+            tls_port,
             exit_after_secs,
         } => runtime(workers).map_or(ExitCode::from(2), |rt| {
-            rt.block_on(demo::run(port, admin_port, exit_after_secs))
+            rt.block_on(demo::run(port, tls_port, admin_port, exit_after_secs))
         }),
         Command::Rules {
             command: RulesCommand::Test { file, config },

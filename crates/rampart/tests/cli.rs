@@ -140,14 +140,22 @@ fn rules_test_reports_every_problem_of_a_test_file() {
 #[test]
 fn hash_password_prints_a_hash_the_gateway_accepts() {
     use std::io::Write;
-    for args in [vec!["hash-password"], vec!["hash-password", "--bcrypt", "--cost", "4"]] {
+    for args in [
+        vec!["hash-password"],
+        vec!["hash-password", "--bcrypt", "--cost", "4"],
+    ] {
         let mut child = rampart()
             .args(&args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(b"correct horse\n").unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"correct horse\n")
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0));
         let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
@@ -173,7 +181,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn demo_serves_and_blocks() {
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin, tls) = (free_port(), free_port(), free_port());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args([
             "demo",
@@ -181,6 +189,8 @@ async fn demo_serves_and_blocks() {
             &port.to_string(),
             "--admin-port",
             &admin.to_string(),
+            "--tls-port",
+            &tls.to_string(),
             "--exit-after-secs",
             "20",
         ])
@@ -243,8 +253,93 @@ async fn demo_serves_and_blocks() {
     };
     assert_eq!(c.send(order(-5)).await.unwrap().status, 400);
     assert_eq!(c.send(order(2)).await.unwrap().status, 201);
-    // The demo's own rules test, written beside its configuration, passes.
+    // The partner API: the credentials the demo printed work, and the wrong ones do not.
+    let printed = {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut text = String::new();
+        while let Some(l) = lines.next_line().await.unwrap() {
+            text.push_str(&l);
+            text.push('\n');
+            if l.contains("Press Ctrl-C") {
+                break;
+            }
+        }
+        text
+    };
+    let grab = |prefix: &str| -> String {
+        let at = printed
+            .find(prefix)
+            .unwrap_or_else(|| panic!("{prefix} in {printed}"))
+            + prefix.len();
+        printed[at..].chars().take_while(|c| *c != '\'').collect()
+    };
+    let bearer = grab("Authorization: Bearer ");
+    let key = grab("x-api-key: demo-");
+    let partner = |path: &str, header: (&str, String)| {
+        http::Request::get(format!("{base}{path}"))
+            .header(header.0, header.1)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    let jwt = ("authorization", format!("Bearer {bearer}"));
+    assert_eq!(
+        c.send(partner("/partner/users/1", jwt.clone()))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        c.send(partner("/partner/users/2", jwt))
+            .await
+            .unwrap()
+            .status,
+        403
+    );
+    let api_key = ("x-api-key", format!("demo-{key}"));
+    assert_eq!(
+        c.send(partner("/partner/users/2", api_key))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let wrong = ("x-api-key", "demo-wrong-key-000000".to_owned());
+    assert_eq!(
+        c.send(partner("/partner/users/2", wrong))
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+    // mTLS on the demo's TLS listener, with the partner certificate it wrote.
     let dir = std::env::temp_dir().join(format!("rampart-demo-{}", child.id().unwrap()));
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let partner_id = rampart_test_support::ClientIdentity {
+        cert_pem: read("partner.pem"),
+        key_pem: read("partner.key"),
+        cert_path: dir.join("partner.pem"),
+        key_path: dir.join("partner.key"),
+    };
+    let tls_get = || {
+        http::Request::get("https://localhost/partner/users/2")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{tls}").parse().unwrap();
+    let with_cert =
+        rampart_test_support::tls_client_config(&read("ca.pem"), Some(&partner_id), &["http/1.1"]);
+    let (r, _, _) = rampart_test_support::tls_connect(addr, "localhost", with_cert, tls_get())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let without = rampart_test_support::tls_client_config(&read("ca.pem"), None, &["http/1.1"]);
+    let (r, _, _) = rampart_test_support::tls_connect(addr, "localhost", without, tls_get())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    // The demo's own rules test, written beside its configuration, passes.
     let out = rampart()
         .args(["rules", "test"])
         .arg(dir.join("rules.test.yaml"))
