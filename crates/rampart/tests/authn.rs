@@ -72,9 +72,13 @@ consumers:
       - {{ type: basic, password_hash: "{argon}" }}
   - name: bob
     groups: [staff]
+  - name: batch-jobs
+    credentials:
+      - {{ type: api_key, keys_file: "{keys_file}" }}
 auth:
   htpasswd: ["{htpasswd}"]
   lockout: {{ max_failures: 1000 }}
+events: {{ sqlite: "off", jsonl: events.jsonl }}
 apis:
   - name: keys
     base_path: /keys
@@ -86,10 +90,25 @@ apis:
     strip_base_path: true
     upstream: app
     authn: {{ methods: [basic, api_key], realm: "Users API" }}
+  - name: web
+    base_path: /web
+    strip_base_path: true
+    upstream: app
+    authn: {{ methods: [api_key], api_key: {{ header: null, cookie: session_key }} }}
 "#,
         up = up.url(),
         key = sha256_hex("mobile-key-0123456789abcdef"),
         htpasswd = dir.path().join("users.htpasswd").display(),
+        keys_file = dir
+            .write(
+                "batch.keys",
+                format!(
+                    "# batch job keys\n{}  # job 1\n\n{}\n",
+                    sha256_hex("batch-job-1-key-0123456789"),
+                    sha256_hex("batch-job-2-key-0123456789")
+                ),
+            )
+            .display(),
     );
     let gw = TestGateway::start(&yaml).await;
     let c = HttpClient::new();
@@ -203,8 +222,61 @@ apis:
         .unwrap();
     assert_eq!(r.status, 200);
 
-    // Events: each refusal is a finding of the authn stage.
+    // Keys from a file of digests, and a key in a cookie (removed, the other cookies kept).
+    let r = c
+        .send(req(
+            gw.url("public", "/keys/echo"),
+            &[("x-api-key", "batch-job-2-key-0123456789")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.json()["headers"]["x-consumer"], "batch-jobs");
+    let r = c
+        .send(req(
+            gw.url("public", "/web/echo"),
+            &[(
+                "cookie",
+                "theme=dark; session_key=mobile-key-0123456789abcdef; lang=en",
+            )],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-consumer"], "mobile-app");
+    assert_eq!(r.json()["headers"]["cookie"], "theme=dark; lang=en");
+    let r = c
+        .send(req(
+            gw.url("public", "/web/echo"),
+            &[("x-api-key", "mobile-key-0123456789abcdef")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "this API reads keys from the cookie only");
+
+    // Events: each refusal is an event of the authn stage, with what failed (never sent to
+    // the client) and no secret in it.
     gw.gateway.events().flush().await;
+    let jsonl = std::fs::read_to_string(gw.dir.path().join("events.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let authn: Vec<&serde_json::Value> = events.iter().filter(|e| e["stage"] == "authn").collect();
+    assert_eq!(authn.len(), 6, "{jsonl}");
+    assert!(authn
+        .iter()
+        .all(|e| e["action"] == "block" && e["status"] == 401));
+    assert!(
+        authn.iter().any(|e| e["detail"] == "unknown API key"),
+        "{jsonl}"
+    );
+    assert!(
+        authn
+            .iter()
+            .any(|e| e["detail"] == "wrong password for \"alice\""),
+        "{jsonl}"
+    );
+    assert!(!jsonl.contains("guess-0123456789abcdef") && !jsonl.contains("alice-password"));
     gw.shutdown().await;
 }
 
