@@ -40,7 +40,7 @@ impl Default for Limits {
     }
 }
 
-/// Parses an expression. Names are not resolved here (see [`crate::compile`]), except that a
+/// Parses an expression. Names are not resolved here (see the `compile` module), except that a
 /// dotted key on a map field (`http.request.path_params.id`) becomes an index.
 pub fn parse(src: &str, limits: &Limits) -> Result<Expr, RuleError> {
     if src.len() > limits.max_expression_len {
