@@ -19,6 +19,7 @@ pub mod iptable;
 mod pipeline;
 pub mod secret;
 mod stage;
+pub mod yaml;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
 pub use decision::{Block, Decision, Enforcement, OnError, Reason, RuleId};
