@@ -289,6 +289,13 @@ pub struct ApiConfig {
     /// Authorization policies, tried in order; none matching means 403.
     #[serde(default)]
     pub authz: Vec<rampart_stages::authz::PolicyConfig>,
+    /// The API's OpenAPI document (3.0 or 3.1, YAML or JSON), relative to the config file.
+    #[serde(default)]
+    pub openapi: Option<String>,
+    /// Validation against that document (defaults: requests and unknown endpoints enforced,
+    /// responses monitored).
+    #[serde(default)]
+    pub schema: Option<rampart_stages::schema::SchemaConfig>,
 }
 
 /// Request body buffering for inspection.

@@ -55,6 +55,10 @@ pub struct Block {
     /// Headers the client's response carries: `WWW-Authenticate` on a 401, `Retry-After` on a
     /// 429. Protocol headers only; never a detail of the decision.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// What the client did wrong, for clients: `(location, message)` pairs such as
+    /// `("/query/limit", "must be <= 100")`. When there are any, the answer is an RFC 9457
+    /// problem document listing them; they must never carry rule internals or secrets.
+    pub problems: Vec<(String, String)>,
 }
 
 impl Block {
@@ -66,12 +70,19 @@ impl Block {
             rule: None,
             detail: String::new(),
             headers: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
     /// Adds a header to the client's response.
     pub fn header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    /// Adds a problem the client is told about (location, message).
+    pub fn problem(mut self, location: impl Into<String>, message: impl Into<String>) -> Self {
+        self.problems.push((location.into(), message.into()));
         self
     }
 

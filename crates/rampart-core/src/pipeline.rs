@@ -126,6 +126,44 @@ impl Pipeline {
         })
     }
 
+    /// Returns the most response-body bytes some stage wants to see whole before the client
+    /// gets any, or `None` when the body may stream.
+    pub fn response_body_limit(&self, rsp: &http::response::Parts, x: &Exchange) -> Option<u64> {
+        if !self.needs_response_body() {
+            return None;
+        }
+        self.slots
+            .iter()
+            .filter(|s| {
+                s.stage.phases().contains(Phases::RESPONSE_BODY) && !x.skips_stage(s.stage.id())
+            })
+            .filter_map(|s| s.stage.response_body_limit(rsp, x))
+            .max()
+    }
+
+    /// Runs the whole-body hooks of the stages that asked for the body, on the held body.
+    pub fn response_body_whole(
+        &self,
+        rsp: &http::response::Parts,
+        body: &mut Bytes,
+        x: &mut Exchange,
+    ) -> Verdict {
+        for slot in &self.slots {
+            let stage = slot.stage.as_ref();
+            if !stage.phases().contains(Phases::RESPONSE_BODY)
+                || x.skips_stage(stage.id())
+                || stage.response_body_limit(rsp, x).is_none()
+            {
+                continue;
+            }
+            let outcome = stage.on_response_body_whole(rsp, body, x);
+            if let Verdict::Block(b) = apply(slot, outcome, x) {
+                return Verdict::Block(b);
+            }
+        }
+        Verdict::Forward
+    }
+
     /// Runs the completion hooks of every stage.
     pub fn complete(&self, x: &Exchange) {
         for slot in &self.slots {

@@ -164,6 +164,27 @@ pub trait Stage: Send + Sync + fmt::Debug {
         Ok(Decision::Continue)
     }
 
+    /// Called once the response head has been judged: returns the most bytes of the response
+    /// body this stage needs to see whole before any of it reaches the client, or `None` to
+    /// let it stream. When some stage asks, the proxy holds the body up to the largest limit
+    /// asked, then calls [`Stage::on_response_body_whole`]; a body larger than that streams
+    /// unseen by it, with a finding. Only stages that list [`Phases::RESPONSE_BODY`] are asked.
+    fn response_body_limit(&self, _rsp: &http::response::Parts, _x: &Exchange) -> Option<u64> {
+        None
+    }
+
+    /// Called with the whole response body when this stage's [`Stage::response_body_limit`]
+    /// asked for it and the body fitted. May rewrite it (the proxy fixes `Content-Length`).
+    /// A block replaces the response. Default: continue.
+    fn on_response_body_whole(
+        &self,
+        _rsp: &http::response::Parts,
+        _body: &mut Bytes,
+        _x: &mut Exchange,
+    ) -> Outcome {
+        Ok(Decision::Continue)
+    }
+
     /// Called once when the exchange is over, blocked or not. Cannot change anything.
     fn on_complete(&self, _x: &Exchange) {}
 }

@@ -831,8 +831,18 @@ impl Spec {
     pub fn route(&self, method: &Method, path: &str, base: &str) -> Route {
         let base = base.trim_end_matches('/');
         let mut found_method = false;
-        for prefix in &self.prefixes {
-            let full = format!("{base}{}", if prefix == "/" { "" } else { prefix });
+        // Each server path, under the base first (a document of the upstream's own paths),
+        // then as written (a document of the paths clients see).
+        let with_base = self
+            .prefixes
+            .iter()
+            .filter(|_| !base.is_empty())
+            .map(|p| format!("{base}{}", if p == "/" { "" } else { p }));
+        let as_written = self
+            .prefixes
+            .iter()
+            .map(|p| if p == "/" { String::new() } else { p.clone() });
+        for full in with_base.chain(as_written) {
             let rest = if full.is_empty() {
                 Some(path)
             } else {

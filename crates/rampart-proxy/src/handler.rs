@@ -406,16 +406,158 @@ async fn handle_inner(
     let switching = rparts.status == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(&mut rparts.headers, switching && upgrade);
     if let Ok(v) = HeaderValue::from_str(&fin.x.request_id) {
-        rparts.headers.insert(rid_header, v);
+        rparts.headers.insert(rid_header.clone(), v);
     }
     if let (true, Some(client), Some(upstream)) = (switching, client_upgrade, upstream_upgrade) {
         tokio::spawn(tunnel(client, upstream));
     }
     fin.status = rparts.status.as_u16();
     let inspect = api.pipeline.needs_response_body();
-    let upstream = held_conn.map(|c| (pool.clone(), chosen, c));
-    let tracked = TrackedBody::new(rbody, fin, inspect, upstream);
+    let mut upstream = held_conn.map(|c| (pool.clone(), chosen, c));
+    // A stage that must see the whole body before the client gets any of it (response schema
+    // validation in enforce mode, DLP blocking) makes the proxy hold it, up to its limit.
+    let limit = if switching || !inspect {
+        None
+    } else {
+        api.pipeline.response_body_limit(&rparts, &fin.x)
+    };
+    let inner = match limit {
+        None => Inner::Upstream(rbody),
+        Some(max) => {
+            let mut rbody = rbody;
+            let conn = upstream.as_mut().map(|(_, _, c)| c);
+            match tokio::time::timeout(pool.spec.request_timeout, hold(&mut rbody, conn, max)).await
+            {
+                Ok(Ok(Held::Whole(mut bytes))) => {
+                    if let Some((p, i, mut c)) = upstream.take() {
+                        std::future::poll_fn(|cx| {
+                            c.drive(cx);
+                            Poll::Ready(())
+                        })
+                        .await;
+                        p.checkin(i, c);
+                    }
+                    fin.x.timings.now_ms = shared.clock.now_ms();
+                    if let Verdict::Block(b) = api
+                        .pipeline
+                        .response_body_whole(&rparts, &mut bytes, &mut fin.x)
+                    {
+                        return fin.respond(&b, &rid_header);
+                    }
+                    rparts.headers.remove(header::TRANSFER_ENCODING);
+                    fix_length(&mut rparts.headers, bytes.len());
+                    Inner::Held(Some(bytes), None)
+                }
+                Ok(Ok(Held::Prefix(bytes))) => {
+                    fin.x.record(Finding {
+                        stage: StageId("proxy"),
+                        rule: None,
+                        action: FindingAction::Log,
+                        reason: Reason::BodyTooLarge,
+                        detail: format!(
+                            "response body over {max} bytes: streamed without whole-body inspection"
+                        ),
+                    });
+                    Inner::Held(Some(bytes), Some(rbody))
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(upstream = %pool.spec.name, error = %e, request_id = %fin.x.request_id, "Upstream response body failed.");
+                    return fin.respond_plain(&Block::new(Reason::UpstreamError), &rid_header);
+                }
+                Err(_) => {
+                    return fin.respond_plain(&Block::new(Reason::UpstreamTimeout), &rid_header);
+                }
+            }
+        }
+    };
+    let tracked = TrackedBody::new(inner, fin, inspect, upstream);
     Response::from_parts(rparts, tracked.boxed_unsync())
+}
+
+/// What [`hold`] read of a response body.
+enum Held {
+    /// All of it.
+    Whole(Bytes),
+    /// The first bytes, past the limit: the rest is still upstream.
+    Prefix(Bytes),
+}
+
+/// Reads a response body whole, up to `max` bytes, driving its upstream connection.
+async fn hold(
+    body: &mut Incoming,
+    mut conn: Option<&mut PooledConn>,
+    max: u64,
+) -> Result<Held, BoxError> {
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| {
+            if let Some(c) = conn.as_deref_mut() {
+                c.drive(cx);
+            }
+            Pin::new(&mut *body).poll_frame(cx)
+        })
+        .await;
+        match frame {
+            None => return Ok(Held::Whole(buf.freeze())),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                    if buf.len() as u64 > max {
+                        return Ok(Held::Prefix(buf.freeze()));
+                    }
+                }
+            }
+        }
+        if body.is_end_stream() {
+            return Ok(Held::Whole(buf.freeze()));
+        }
+    }
+}
+
+/// The response body's source: the upstream's body as it comes, or a body (or a prefix of
+/// one) that was held for inspection, followed by what remains upstream.
+enum Inner {
+    Upstream(Incoming),
+    Held(Option<Bytes>, Option<Incoming>),
+}
+
+impl Inner {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let rest = match self {
+            Self::Upstream(b) => b,
+            Self::Held(first, rest) => {
+                if let Some(b) = first.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                match rest {
+                    Some(r) => r,
+                    None => return Poll::Ready(None),
+                }
+            }
+        };
+        Pin::new(rest)
+            .poll_frame(cx)
+            .map(|f| f.map(|r| r.map_err(BoxError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Upstream(b) => b.is_end_stream(),
+            Self::Held(first, rest) => {
+                first.is_none() && rest.as_ref().is_none_or(Body::is_end_stream)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Self::Upstream(b) => b.size_hint(),
+            Self::Held(Some(b), None) => http_body::SizeHint::with_exact(b.len() as u64),
+            Self::Held(None, None) => http_body::SizeHint::with_exact(0),
+            Self::Held(..) => http_body::SizeHint::default(),
+        }
+    }
 }
 
 async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
@@ -809,7 +951,7 @@ impl Drop for Finish {
 /// its last data: hyper then writes the data and the terminating chunk in one write instead of
 /// two (measured: one syscall and one client wake-up less per chunked response).
 struct TrackedBody {
-    inner: Incoming,
+    inner: Inner,
     fin: Option<Finish>,
     inspect: bool,
     ahead: Option<Result<Frame<Bytes>, BoxError>>,
@@ -821,7 +963,7 @@ struct TrackedBody {
 
 impl TrackedBody {
     fn new(
-        inner: Incoming,
+        inner: Inner,
         fin: Finish,
         inspect: bool,
         upstream: Option<(Arc<UpstreamPool>, usize, PooledConn)>,
@@ -841,9 +983,7 @@ impl TrackedBody {
         if let Some((_, _, conn)) = self.upstream.as_mut() {
             conn.drive(cx);
         }
-        Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map(|f| f.map(|r| r.map_err(BoxError::from)))
+        self.inner.poll_frame(cx)
     }
 
     /// The body is complete: the connection goes back to its pool.

@@ -17,12 +17,39 @@ pub fn block_response(
     request_id: &str,
     request_id_header: &HeaderName,
 ) -> Response<ProxyBody> {
-    let body = serde_json::json!({
-        "error": block.reason.code(),
-        "status": block.status.as_u16(),
-        "request_id": request_id,
-    })
-    .to_string();
+    let (body, content_type) = if block.problems.is_empty() {
+        let body = serde_json::json!({
+            "error": block.reason.code(),
+            "status": block.status.as_u16(),
+            "request_id": request_id,
+        });
+        (body.to_string(), "application/json")
+    } else {
+        // RFC 9457: a problem document, with what the client did wrong and where.
+        let errors: Vec<serde_json::Value> = block
+            .problems
+            .iter()
+            .map(
+                |(location, message)| serde_json::json!({"location": location, "message": message}),
+            )
+            .collect();
+        let detail = block
+            .problems
+            .iter()
+            .map(|(l, m)| format!("{l}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": block.status.canonical_reason().unwrap_or("Error"),
+            "status": block.status.as_u16(),
+            "detail": detail,
+            "error": block.reason.code(),
+            "errors": errors,
+            "request_id": request_id,
+        });
+        (body.to_string(), "application/problem+json")
+    };
     let len = body.len();
     let mut rsp = Response::new(
         Full::new(Bytes::from(body))
@@ -34,7 +61,7 @@ pub fn block_response(
     for (name, value) in &block.headers {
         h.append(name.clone(), value.clone());
     }
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
     if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -65,6 +92,29 @@ mod tests {
             r#"{"error":"forbidden","request_id":"abc","status":403}"#
         );
         assert!(!text.contains("secret-rule"));
+    }
+
+    #[tokio::test]
+    async fn problems_make_a_problem_document() {
+        let b = Block::new(Reason::SchemaViolation)
+            .rule(RuleId::new("listUsers"))
+            .detail("internal")
+            .problem("/query/limit", "must be <= 100")
+            .problem("/header/x-trace", "is required");
+        let rsp = block_response(&b, "abc", &HeaderName::from_static("x-request-id"));
+        assert_eq!(rsp.status(), 400);
+        assert_eq!(rsp.headers()["content-type"], "application/problem+json");
+        let body = rsp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["title"], "Bad Request");
+        assert_eq!(v["status"], 400);
+        assert_eq!(v["errors"][0]["location"], "/query/limit");
+        assert_eq!(v["errors"][1]["message"], "is required");
+        assert_eq!(
+            v["detail"],
+            "/query/limit: must be <= 100; /header/x-trace: is required"
+        );
+        assert!(!body.windows(8).any(|w| w == b"internal"));
     }
 
     #[test]

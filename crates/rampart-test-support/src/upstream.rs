@@ -33,6 +33,8 @@ pub struct Seen {
 /// - `/json`: a fixed JSON document;
 /// - `/slow?ms=N`: answers after N ms;
 /// - `/status/N`: answers with status N;
+/// - `/respond?status=N&ct=TYPE&h=NAME:VALUE`: answers with that status, content type (`none`
+///   for no `Content-Type`) and header, and the request body as its body;
 /// - `/big?bytes=N`: streams N bytes;
 /// - `/ws`: a WebSocket echo server.
 ///
@@ -337,6 +339,38 @@ async fn route(
                 }
             });
             Response::new(StreamBody::new(stream).boxed_unsync())
+        }
+        "/respond" => {
+            let q = req.uri().query().unwrap_or("").to_owned();
+            let param = |k: &str| {
+                q.split('&').find_map(|kv| {
+                    let v = kv.strip_prefix(k)?.strip_prefix('=')?;
+                    Some(
+                        percent_encoding::percent_decode_str(v)
+                            .decode_utf8_lossy()
+                            .into_owned(),
+                    )
+                })
+            };
+            let status = param("status")
+                .and_then(|s| s.parse().ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::OK);
+            let ct = param("ct").unwrap_or_else(|| "application/json".to_owned());
+            let mut r = full(status, "text/plain", body);
+            if ct == "none" {
+                r.headers_mut().remove(header::CONTENT_TYPE);
+            } else {
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            if let Some((k, v)) = param("h").as_deref().and_then(|h| h.split_once(':')) {
+                r.headers_mut().insert(
+                    header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            r
         }
         p if p.starts_with("/status/") => {
             let code = p.trim_start_matches("/status/").parse().unwrap_or(500);

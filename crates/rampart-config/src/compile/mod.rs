@@ -99,6 +99,7 @@ pub fn compile(
                             global_ip: global_ip.as_ref(),
                             global_waf: global_waf.as_ref(),
                             auth: &auth,
+                            base_dir,
                         },
                         cx,
                     )
@@ -211,6 +212,7 @@ struct Shared<'a> {
     global_ip: Option<&'a Arc<IpRules>>,
     global_waf: Option<&'a Arc<CustomRules>>,
     auth: &'a auth::Auth,
+    base_dir: &'a Path,
 }
 
 fn compile_listeners(
@@ -457,9 +459,38 @@ fn compile_api(
             auth::compile_authn(authn, &a.name, shared.auth, cx)
         })
     });
+    let schema = match (&a.openapi, &a.schema) {
+        (Some(file), config) => {
+            let config = config.clone().unwrap_or_default();
+            let path = shared.base_dir.join(file);
+            // The document's paths are the upstream's: when the gateway strips the API's base
+            // path, it is the prefix of the document's server paths.
+            let base = if a.strip_base_path {
+                a.base_path.as_str()
+            } else {
+                ""
+            };
+            rampart_stages::schema::Schema::compile(&path, file, &config, base, cx)
+        }
+        (None, Some(_)) => {
+            cx.at("schema", |cx| {
+                cx.error_with_help(
+                    "schema validation needs the API's OpenAPI document",
+                    "add `openapi: path/to/openapi.yaml` to the API",
+                )
+            });
+            None
+        }
+        (None, None) => None,
+    };
     let authz = cx
         .at("authz", |cx| {
-            rampart_stages::authz::Policies::compile(&a.authz, shared.rule_lists, false, cx)
+            rampart_stages::authz::Policies::compile(
+                &a.authz,
+                shared.rule_lists,
+                a.openapi.is_some(),
+                cx,
+            )
         })
         .filter(|p| !p.is_empty())
         .map(|p| Slot {
@@ -467,6 +498,20 @@ fn compile_api(
             enforcement: Enforcement::Enforce,
             on_error: OnError::Deny,
         });
+    if let Some(schema) = &schema {
+        let known: Vec<&str> = schema.spec().operations().iter().map(|o| &*o.id).collect();
+        cx.at("authz", |cx| {
+            for (i, p) in a.authz.iter().enumerate() {
+                if let Some(op) = &p.operation {
+                    if !known.contains(&op.as_str()) {
+                        cx.at(format!("[{i}]"), |cx| {
+                            cx.at("operation", |cx| cx.unknown("operation", op, &known))
+                        });
+                    }
+                }
+            }
+        });
+    }
     if cx.diagnostics().len() != before {
         return None;
     }
@@ -488,6 +533,7 @@ fn compile_api(
             waf_custom: &waf_sections,
             authn,
             authz,
+            schema,
         }),
         max_inspect_bytes: a.request_body.max_inspect_bytes,
         oversize: a.request_body.oversize,

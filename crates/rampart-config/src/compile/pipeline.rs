@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rampart_core::{Enforcement, OnError, Pipeline, Slot};
 use rampart_stages::iprules::IpRules;
+use rampart_stages::schema::{OperationRouter, Schema, SchemaValidator};
 use rampart_stages::waf::{CustomRules, CustomRulesStage};
 
 /// The stages of one API (or of requests no API serves), compiled, before they are ordered.
@@ -19,6 +20,8 @@ pub struct ApiStages<'a> {
     pub authn: Option<Slot>,
     /// Authorization.
     pub authz: Option<Slot>,
+    /// The API's OpenAPI document (routing to operations, then validation).
+    pub schema: Option<Arc<Schema>>,
 }
 
 /// Builds an API's pipeline. The order is a reviewed security property, not a user setting:
@@ -36,8 +39,20 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
         waf_custom,
         authn,
         authz,
+        schema,
     } = stages;
     let mut slots = Vec::new();
+    // 0. Operation routing: names the OpenAPI operation and its path parameters, and never
+    //    blocks. It comes first because everything after may read them: custom rules
+    //    (`api.operation`), authorization policies by operation, events. Its cost is one
+    //    lookup in a table of path templates.
+    if let Some(s) = &schema {
+        slots.push(Slot {
+            stage: Arc::new(OperationRouter(s.clone())),
+            enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
     // 1. Global IP rules: the cheapest check, needing nothing but the client address. A blocked
     //    network must cost us as little as possible, and must never reach authentication (which
     //    may be expensive: argon2, token introspection) nor the upstream.
@@ -89,6 +104,21 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
     if let Some(stage) = CustomRulesStage::after_auth(waf_custom) {
         slots.push(Slot {
             stage: Arc::new(stage),
+            enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
+    // 7. (`ratelimit` goes here, with its issue.)
+    // 8. Schema validation: after authentication and authorization, so that a client without
+    //    credentials learns nothing of the API's shape from detailed 400s, and after the rate
+    //    limits, so that a flood of malformed requests is counted. The same stage validates
+    //    the request body (request-body phase; after the custom rules' body phase, which
+    //    belongs to their early slot) and the response (response-head and response-body
+    //    phases). Enforcement is per operation and per
+    //    direction (the stage applies it), so the slot itself always enforces.
+    if let Some(s) = schema {
+        slots.push(Slot {
+            stage: Arc::new(SchemaValidator(s)),
             enforcement: Enforcement::Enforce,
             on_error: OnError::Deny,
         });
