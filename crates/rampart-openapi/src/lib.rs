@@ -13,6 +13,8 @@
 //!
 //! No HTTP server here: the `schema` stage of `rampart-stages` adapts this to the pipeline.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod load;
 mod media;
 mod message;

@@ -16,7 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rampart_proxy::Gateway;
 use tokio::net::TcpListener;
 
-/// The demo API's OpenAPI document (served at `/openapi.json`; the schema stage will use it).
+/// The demo API's OpenAPI document (served by the demo API at `/openapi.json`, and enforced by
+/// the gateway's schema stage).
 pub(crate) const OPENAPI: &str = include_str!("demo_openapi.json");
 
 /// Starts the demo API on a free loopback port and returns its address.
@@ -79,10 +80,23 @@ async fn demo_api(
             );
             r
         }
-        (&Method::GET, ["users"]) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "users": (1..=5).map(user).collect::<Vec<_>>() }),
-        ),
+        (&Method::GET, ["users"]) => {
+            let q: Vec<(String, String)> =
+                form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+            let arg = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            let limit = arg("limit")
+                .and_then(|l| l.parse::<u64>().ok())
+                .unwrap_or(5)
+                .clamp(1, 100);
+            let users: Vec<serde_json::Value> = (1..=1000)
+                .map(user)
+                .filter(|u| arg("plan").is_none_or(|p| u["plan"] == p))
+                .take(usize::try_from(limit).unwrap_or(5))
+                .collect();
+            json(StatusCode::OK, &serde_json::json!({ "users": users }))
+        }
         (&Method::GET, ["users", id]) => match id.parse::<u64>() {
             Ok(id) if (1..=1000).contains(&id) => json(StatusCode::OK, &user(id)),
             _ => json(
@@ -179,6 +193,12 @@ apis:
     base_path: /api
     strip_base_path: true
     upstream: demo
+    # The API's OpenAPI 3.1 document: what it does not describe is refused (docs/schema.md).
+    openapi: openapi.json
+    schema:
+      request: enforce
+      response: enforce
+      unknown_endpoints: enforce
     ip_rules:
       - {{ id: demo-partner-ban, action: block, list: [198.51.100.0/24] }}
     waf:
@@ -309,7 +329,8 @@ pub(crate) async fn run(
     };
     let written = std::fs::write(dir.join("admin-token"), &token)
         .and_then(|()| std::fs::write(&config, demo_config(port, tls_port, admin_port, api, &auth)))
-        .and_then(|()| std::fs::write(dir.join("rules.test.yaml"), DEMO_RULES_TEST));
+        .and_then(|()| std::fs::write(dir.join("rules.test.yaml"), DEMO_RULES_TEST))
+        .and_then(|()| std::fs::write(dir.join("openapi.json"), OPENAPI));
     if let Err(e) = written {
         eprintln!(
             "error: cannot write the demo configuration in {}: {e}",
@@ -342,6 +363,7 @@ Rampart demo is running.
   gateway     {base}/api/...  (in front of the demo API on http://{api})
   admin       {admin}   token: {token}
   config      {config}   (edit it: the gateway reloads on save)
+  openapi     {spec}   (the demo API's OpenAPI 3.1 document, enforced)
   events      {events}   (SQLite) and {jsonl} (JSON lines)
 
 Try:
@@ -353,6 +375,11 @@ Try:
   curl -i "{base}/api/users/1%20or%201=1"                             # 400 waf_rule_match: custom rule numeric-user-id
   curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":-5}}'   # 400: a rule on the JSON body
   curl -i "{base}/api/users/1?debug=1"                                # 200, and a would_block event (a rule in monitor mode)
+  curl -i "{base}/api/users?limit=500"                                # 400 application/problem+json: /query/limit must be <= 100 (OpenAPI)
+  curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":2,"coupon":"FREE"}}'   # 400: an undeclared property
+  curl -i {base}/api/orders -H 'content-type: text/plain' -d 'pen'      # 415: a media type the operation does not take
+  curl -i {base}/api/internal/debug                                   # 404: an endpoint the OpenAPI document does not declare
+  curl -i -X DELETE {base}/api/users/1                                # 405: a method the document does not declare
   curl -i --path-as-is {base}/api/../admin                            # 400 malformed_request: dot segments
   curl -i {base}/nothing-here                                         # 404 not_found: no API serves this path
   head -c 2000000 /dev/zero | curl -i {base}/api/orders --data-binary @-   # 413 body_too_large
@@ -373,6 +400,7 @@ The partner API (authentication and authorization, docs/auth.md):
 Press Ctrl-C to stop.
 "#,
         config = config.display(),
+        spec = dir.join("openapi.json").display(),
         events = dir.join("events.db").display(),
         jsonl = dir.join("events.jsonl").display(),
         rules_test = dir.join("rules.test.yaml").display(),

@@ -253,6 +253,28 @@ async fn demo_serves_and_blocks() {
     };
     assert_eq!(c.send(order(-5)).await.unwrap().status, 400);
     assert_eq!(c.send(order(2)).await.unwrap().status, 201);
+    // OpenAPI validation: a parameter out of range, an undeclared endpoint and method.
+    let r = c.get(&format!("{base}/api/users?limit=500")).await.unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    assert_eq!(r.json()["errors"][0]["location"], "/query/limit");
+    let r = c
+        .get(&format!("{base}/api/users?limit=2&plan=pro"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["users"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        c.get(&format!("{base}/api/internal/debug"))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    let delete = http::Request::delete(format!("{base}/api/users/1"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(c.send(delete).await.unwrap().status, 405);
     // The partner API: the credentials the demo printed work, and the wrong ones do not.
     let printed = {
         use tokio::io::AsyncBufReadExt;
