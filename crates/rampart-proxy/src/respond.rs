@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Response};
 use http_body_util::{BodyExt, Full};
-use rampart_core::Block;
+use rampart_core::{Block, Reason};
 
 use crate::body::ProxyBody;
 
@@ -17,7 +17,8 @@ pub fn block_response(
     request_id: &str,
     request_id_header: &HeaderName,
 ) -> Response<ProxyBody> {
-    let (body, content_type) = if block.problems.is_empty() {
+    let problem_doc = !block.problems.is_empty() || block.reason == Reason::SchemaViolation;
+    let (body, content_type) = if !problem_doc {
         let body = serde_json::json!({
             "error": block.reason.code(),
             "status": block.status.as_u16(),
@@ -33,12 +34,17 @@ pub fn block_response(
                 |(location, message)| serde_json::json!({"location": location, "message": message}),
             )
             .collect();
-        let detail = block
-            .problems
-            .iter()
-            .map(|(l, m)| format!("{l}: {m}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let detail = if block.problems.is_empty() {
+            // A response the upstream got wrong: the client learns that, and nothing more.
+            "The upstream's response does not conform to the API's schema.".to_owned()
+        } else {
+            block
+                .problems
+                .iter()
+                .map(|(l, m)| format!("{l}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         let body = serde_json::json!({
             "type": "about:blank",
             "title": block.status.canonical_reason().unwrap_or("Error"),
@@ -73,7 +79,7 @@ pub fn block_response(
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;
-    use rampart_core::{Reason, RuleId};
+    use rampart_core::RuleId;
 
     use super::*;
 

@@ -314,10 +314,14 @@ async fn responses_in_monitor_and_enforce() {
             };
             assert_eq!(r.status, want, "{mode} row {i}");
             if want == 502 {
-                // The client learns nothing of what the upstream got wrong.
+                // A problem document that says nothing of what the upstream got wrong.
+                assert_eq!(r.headers["content-type"], "application/problem+json");
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                assert_eq!(v["status"], 502);
+                assert_eq!(v["errors"], serde_json::json!([]));
                 let text = String::from_utf8_lossy(&r.body);
                 assert!(
-                    !text.contains("body") && !text.contains("x-total"),
+                    !text.contains("/body") && !text.contains("x-total"),
                     "{text}"
                 );
             } else {
