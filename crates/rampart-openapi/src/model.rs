@@ -1128,6 +1128,9 @@ impl Spec {
         status: u16,
         content_type: Option<&str>,
     ) -> Option<&Compiled> {
+        if status == 204 || status == 304 || status < 200 {
+            return None;
+        }
         let spec = response_for(self.ops.get(op)?, status)?;
         let ess = media::essence(content_type?);
         if !media::is_json(&ess) {

@@ -416,7 +416,8 @@ async fn handle_inner(
     let mut upstream = held_conn.map(|c| (pool.clone(), chosen, c));
     // A stage that must see the whole body before the client gets any of it (response schema
     // validation in enforce mode, DLP blocking) makes the proxy hold it, up to its limit.
-    let limit = if switching || !inspect {
+    // (A response to HEAD has no body to hold, whatever its headers say.)
+    let limit = if switching || !inspect || parts.method == Method::HEAD {
         None
     } else {
         api.pipeline.response_body_limit(&rparts, &fin.x)

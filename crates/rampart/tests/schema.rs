@@ -332,6 +332,17 @@ async fn responses_in_monitor_and_enforce() {
                 );
             }
         }
+        // A response to HEAD has no body to validate; a GET's body conforms.
+        let head = c
+            .send(req("HEAD", gw.url("public", "/api/users/42"), &[], ""))
+            .await
+            .unwrap();
+        assert_eq!(head.status, 200, "{mode}: HEAD");
+        let get = c
+            .send(req("GET", gw.url("public", "/api/users/42"), &[], ""))
+            .await
+            .unwrap();
+        assert_eq!(get.status, 200, "{mode}: GET");
         gw.gateway.events().flush().await;
         let conn = rusqlite::Connection::open(gw.events_db().unwrap()).unwrap();
         let n: i64 = conn
