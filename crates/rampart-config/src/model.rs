@@ -51,6 +51,12 @@ pub struct ConfigFile {
     /// Security events: where they are stored and exported.
     #[serde(default)]
     pub events: EventsConfig,
+    /// Rate-limit rules for every API, before each API's own.
+    #[serde(default)]
+    pub rate_limits: Vec<rampart_stages::ratelimit::RateLimitConfig>,
+    /// Where shared state (rate-limit counts) lives.
+    #[serde(default)]
+    pub state: StateConfig,
     /// Proxy-wide settings.
     #[serde(default)]
     pub proxy: ProxyConfig,
@@ -289,6 +295,9 @@ pub struct ApiConfig {
     /// Authorization policies, tried in order; none matching means 403.
     #[serde(default)]
     pub authz: Vec<rampart_stages::authz::PolicyConfig>,
+    /// Rate-limit rules of this API, after the global ones.
+    #[serde(default)]
+    pub rate_limits: Vec<rampart_stages::ratelimit::RateLimitConfig>,
     /// The API's OpenAPI document (3.0 or 3.1, YAML or JSON), relative to the config file.
     #[serde(default)]
     pub openapi: Option<String>,
@@ -407,4 +416,32 @@ fn default_retries() -> u32 {
 }
 fn default_base_path() -> String {
     "/".to_owned()
+}
+
+/// Where shared state lives.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `memory` (each node counts alone).
+    pub store: StoreKind,
+    /// The most keys the memory store holds; the least recently seen go first.
+    pub max_keys: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            max_keys: 262_144,
+        }
+    }
+}
+
+/// The kind of state store.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// In this process.
+    #[default]
+    Memory,
 }

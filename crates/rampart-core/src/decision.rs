@@ -59,6 +59,10 @@ pub struct Block {
     /// `("/query/limit", "must be <= 100")`. When there are any, the answer is an RFC 9457
     /// problem document listing them; they must never carry rule internals or secrets.
     pub problems: Vec<(String, String)>,
+    /// A repeat of a refusal already recorded (a rate-limited key during a flood): the
+    /// driver answers it without recording another finding, so an attack cannot flood the
+    /// event store.
+    pub repeat: bool,
 }
 
 impl Block {
@@ -71,6 +75,7 @@ impl Block {
             detail: String::new(),
             headers: Vec::new(),
             problems: Vec::new(),
+            repeat: false,
         }
     }
 
@@ -83,6 +88,12 @@ impl Block {
     /// Adds a problem the client is told about (location, message).
     pub fn problem(mut self, location: impl Into<String>, message: impl Into<String>) -> Self {
         self.problems.push((location.into(), message.into()));
+        self
+    }
+
+    /// Marks the block as a repeat of one already recorded (see [`Block::repeat`]).
+    pub fn repeated(mut self, repeat: bool) -> Self {
+        self.repeat = repeat;
         self
     }
 

@@ -35,6 +35,9 @@ pub struct Exchange {
     /// Path parameters by name, once a path template matched (an authorization policy's
     /// `path`, or the OpenAPI operation).
     pub path_params: Vec<(String, String)>,
+    /// Headers the proxy adds to the response the client gets, whatever it is (the
+    /// `RateLimit` headers of a limited route).
+    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// What a `skip` rule switched off for one exchange: whole stages (`waf.crs`, `ratelimit`) or
@@ -65,6 +68,7 @@ impl Exchange {
             response_status: None,
             skip: Skips::default(),
             path_params: Vec::new(),
+            response_headers: Vec::new(),
         }
     }
 

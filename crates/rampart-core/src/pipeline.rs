@@ -210,11 +210,15 @@ fn apply(slot: &Slot, outcome: Outcome, x: &mut Exchange) -> Verdict {
     };
     match slot.enforcement {
         Enforcement::Enforce => {
-            x.record(finding(id, FindingAction::Block, &block));
+            if !block.repeat {
+                x.record(finding(id, FindingAction::Block, &block));
+            }
             Verdict::Block(block)
         }
         Enforcement::Monitor => {
-            x.record(finding(id, FindingAction::WouldBlock, &block));
+            if !block.repeat {
+                x.record(finding(id, FindingAction::WouldBlock, &block));
+            }
             Verdict::Forward
         }
     }

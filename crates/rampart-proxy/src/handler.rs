@@ -408,6 +408,9 @@ async fn handle_inner(
     if let Ok(v) = HeaderValue::from_str(&fin.x.request_id) {
         rparts.headers.insert(rid_header.clone(), v);
     }
+    for (name, value) in fin.x.response_headers.drain(..) {
+        rparts.headers.append(name, value);
+    }
     if let (true, Some(client), Some(upstream)) = (switching, client_upgrade, upstream_upgrade) {
         tokio::spawn(tunnel(client, upstream));
     }
@@ -855,7 +858,10 @@ impl Finish {
     /// Answers a block already recorded as a finding.
     fn respond(mut self, block: &Block, rid_header: &HeaderName) -> Response<ProxyBody> {
         self.status = block.status.as_u16();
-        let rsp = respond::block_response(block, &self.x.request_id, rid_header);
+        let mut rsp = respond::block_response(block, &self.x.request_id, rid_header);
+        for (name, value) in self.x.response_headers.drain(..) {
+            rsp.headers_mut().append(name, value);
+        }
         self.finish();
         rsp
     }

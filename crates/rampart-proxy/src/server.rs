@@ -301,6 +301,12 @@ const KEYS_WAIT: Duration = Duration::from_secs(5);
 /// for the same sources, and waits a little for keys that are not there yet: requests then
 /// find them, instead of failing while the first fetch runs.
 async fn prepare(snapshot: &Snapshot, previous: Option<&Snapshot>) {
+    if let (Some(new), Some(old)) = (
+        &snapshot.limit_store,
+        previous.and_then(|p| p.limit_store.as_ref()),
+    ) {
+        new.inherit(old);
+    }
     for ks in &snapshot.key_sources {
         if let Some(old) =
             previous.and_then(|p| p.key_sources.iter().find(|o| o.url_str() == ks.url_str()))

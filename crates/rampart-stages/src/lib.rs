@@ -5,5 +5,6 @@
 pub mod authn;
 pub mod authz;
 pub mod iprules;
+pub mod ratelimit;
 pub mod schema;
 pub mod waf;

@@ -76,6 +76,23 @@ pub fn compile(
         })
         .filter(|r| !r.is_empty())
         .map(Arc::new);
+    let global_limits = cx
+        .at("rate_limits", |cx| {
+            rampart_stages::ratelimit::RateLimits::compile(&file.rate_limits, &rule_lists, cx)
+        })
+        .map(Arc::new);
+    if file.state.max_keys < 64 {
+        cx.at("state", |cx| {
+            cx.at("max_keys", |cx| cx.error("must be at least 64"))
+        });
+    }
+    let uses_limits =
+        !file.rate_limits.is_empty() || file.apis.iter().any(|a| !a.rate_limits.is_empty());
+    let limit_store = uses_limits.then(|| {
+        Arc::new(rampart_stages::ratelimit::SharedStore::new(
+            file.state.max_keys,
+        ))
+    });
     let mut names = HashSet::new();
     let apis: Vec<Arc<Api>> = cx.at("apis", |cx| {
         file.apis
@@ -100,6 +117,8 @@ pub fn compile(
                             global_waf: global_waf.as_ref(),
                             auth: &auth,
                             base_dir,
+                            global_limits: global_limits.as_ref(),
+                            limit_store: limit_store.as_ref(),
                         },
                         cx,
                     )
@@ -138,6 +157,7 @@ pub fn compile(
         events: events?,
         proxy: proxy?,
         key_sources: auth.key_sources,
+        limit_store,
         source,
     })
 }
@@ -213,6 +233,8 @@ struct Shared<'a> {
     global_waf: Option<&'a Arc<CustomRules>>,
     auth: &'a auth::Auth,
     base_dir: &'a Path,
+    global_limits: Option<&'a Arc<rampart_stages::ratelimit::RateLimits>>,
+    limit_store: Option<&'a Arc<rampart_stages::ratelimit::SharedStore>>,
 }
 
 fn compile_listeners(
@@ -459,6 +481,11 @@ fn compile_api(
             auth::compile_authn(authn, &a.name, shared.auth, cx)
         })
     });
+    let api_limits = cx
+        .at("rate_limits", |cx| {
+            rampart_stages::ratelimit::RateLimits::compile(&a.rate_limits, shared.rule_lists, cx)
+        })
+        .map(Arc::new);
     let schema = match (&a.openapi, &a.schema) {
         (Some(file), config) => {
             let config = config.clone().unwrap_or_default();
@@ -533,6 +560,15 @@ fn compile_api(
             waf_custom: &waf_sections,
             authn,
             authz,
+            ratelimit: shared.limit_store.and_then(|store| {
+                let sections: Vec<_> = shared
+                    .global_limits
+                    .into_iter()
+                    .cloned()
+                    .chain(api_limits)
+                    .collect();
+                rampart_stages::ratelimit::RateLimitStage::new(sections, store.clone())
+            }),
             schema,
         }),
         max_inspect_bytes: a.request_body.max_inspect_bytes,

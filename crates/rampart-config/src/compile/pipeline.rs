@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rampart_core::{Enforcement, OnError, Pipeline, Slot};
 use rampart_stages::iprules::IpRules;
+use rampart_stages::ratelimit::RateLimitStage;
 use rampart_stages::schema::{OperationRouter, Schema, SchemaValidator};
 use rampart_stages::waf::{CustomRules, CustomRulesStage};
 
@@ -20,6 +21,8 @@ pub struct ApiStages<'a> {
     pub authn: Option<Slot>,
     /// Authorization.
     pub authz: Option<Slot>,
+    /// Rate limits (global and the API's).
+    pub ratelimit: Option<RateLimitStage>,
     /// The API's OpenAPI document (routing to operations, then validation).
     pub schema: Option<Arc<Schema>>,
 }
@@ -39,6 +42,7 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
         waf_custom,
         authn,
         authz,
+        ratelimit,
         schema,
     } = stages;
     let mut slots = Vec::new();
@@ -108,7 +112,17 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
             on_error: OnError::Deny,
         });
     }
-    // 7. (`ratelimit` goes here, with its issue.)
+    // 7. Rate limits: after authentication, authorization and the identity rules, so that
+    //    keys can be consumers and claims and a refused request does not use up a quota;
+    //    before schema validation, so that a flood of malformed requests is counted too.
+    //    Actions are per rule (the stage applies `log`), so the slot itself always enforces.
+    if let Some(stage) = ratelimit {
+        slots.push(Slot {
+            stage: Arc::new(stage),
+            enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
     // 8. Schema validation: after authentication and authorization, so that a client without
     //    credentials learns nothing of the API's shape from detailed 400s, and after the rate
     //    limits, so that a flood of malformed requests is counted. The same stage validates
