@@ -422,9 +422,18 @@ fn default_base_path() -> String {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
-    /// `memory` (each node counts alone).
+    /// `memory` (each node counts alone) or `redis` (every node shares the counts).
     pub store: StoreKind,
-    /// The most keys the memory store holds; the least recently seen go first.
+    /// The Redis URL (`redis://host:6379/0`), or `env:NAME` / `file:path`.
+    pub url: Option<String>,
+    /// How long a Redis call may take before the local limiter decides instead.
+    pub timeout_ms: u64,
+    /// When Redis cannot answer: `local` (this node's limiter decides) or `deny` (503).
+    pub on_error: StoreOnError,
+    /// Prefix of every Redis key.
+    pub key_prefix: String,
+    /// The most keys the memory store (or the local limiter) holds; the least recently seen
+    /// go first.
     pub max_keys: usize,
 }
 
@@ -432,6 +441,10 @@ impl Default for StateConfig {
     fn default() -> Self {
         Self {
             store: StoreKind::Memory,
+            url: None,
+            timeout_ms: 50,
+            on_error: StoreOnError::Local,
+            key_prefix: "rampart:".to_owned(),
             max_keys: 262_144,
         }
     }
@@ -444,4 +457,17 @@ pub enum StoreKind {
     /// In this process.
     #[default]
     Memory,
+    /// In Redis.
+    Redis,
+}
+
+/// What happens when the shared store cannot answer.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreOnError {
+    /// This node's local limiter decides (limits still hold, per node).
+    #[default]
+    Local,
+    /// Requests are refused with 503.
+    Deny,
 }

@@ -34,7 +34,7 @@ pub struct Snapshot {
     /// hands their keys over on reload.
     pub key_sources: Vec<Arc<rampart_stages::authn::jwt::KeySource>>,
     /// The rate-limit store, handed on to the next snapshot at a reload.
-    pub limit_store: Option<Arc<rampart_stages::ratelimit::SharedStore>>,
+    pub limit_store: Option<rampart_stages::ratelimit::Backend>,
     /// The source text and where it came from, for redacted display and diffs.
     pub source: Source,
 }

@@ -301,11 +301,17 @@ const KEYS_WAIT: Duration = Duration::from_secs(5);
 /// for the same sources, and waits a little for keys that are not there yet: requests then
 /// find them, instead of failing while the first fetch runs.
 async fn prepare(snapshot: &Snapshot, previous: Option<&Snapshot>) {
-    if let (Some(new), Some(old)) = (
+    use rampart_stages::ratelimit::Backend;
+    match (
         &snapshot.limit_store,
         previous.and_then(|p| p.limit_store.as_ref()),
     ) {
-        new.inherit(old);
+        (Some(Backend::Memory(new)), Some(Backend::Memory(old))) => new.inherit(old),
+        (Some(Backend::Redis(new)), Some(Backend::Redis(old))) => new.inherit(old),
+        _ => {}
+    }
+    if let Some(Backend::Redis(store)) = &snapshot.limit_store {
+        store.start();
     }
     for ks in &snapshot.key_sources {
         if let Some(old) =

@@ -10,6 +10,7 @@ mod certs;
 mod client;
 mod gateway;
 mod idp;
+mod redis;
 mod tempdir;
 mod upstream;
 
@@ -17,5 +18,6 @@ pub use certs::{ClientIdentity, TestPki};
 pub use client::{collect, h1_client, tls_client_config, tls_connect, Collected, HttpClient};
 pub use gateway::TestGateway;
 pub use idp::{hs256, jwks, TestIdp, TokenSigner, IDP_CLIENT};
+pub use redis::TestRedis;
 pub use tempdir::TempDir;
 pub use upstream::{Seen, TestUpstream};

@@ -88,10 +88,8 @@ pub fn compile(
     }
     let uses_limits =
         !file.rate_limits.is_empty() || file.apis.iter().any(|a| !a.rate_limits.is_empty());
-    let limit_store = uses_limits.then(|| {
-        Arc::new(rampart_stages::ratelimit::SharedStore::new(
-            file.state.max_keys,
-        ))
+    let limit_store = cx.at("state", |cx| {
+        compile_state(&file.state, uses_limits, base_dir, cx)
     });
     let mut names = HashSet::new();
     let apis: Vec<Arc<Api>> = cx.at("apis", |cx| {
@@ -160,6 +158,56 @@ pub fn compile(
         limit_store,
         source,
     })
+}
+
+/// The rate-limit store: none when no API limits anything.
+fn compile_state(
+    state: &crate::model::StateConfig,
+    used: bool,
+    base_dir: &Path,
+    cx: &mut CompileCx,
+) -> Option<rampart_stages::ratelimit::Backend> {
+    use rampart_stages::ratelimit::{Backend, RedisStore, SharedStore};
+    match state.store {
+        crate::model::StoreKind::Memory => {
+            if state.url.is_some() {
+                cx.at("url", |cx| {
+                    cx.error_with_help(
+                        "a URL is for `store: redis`",
+                        "set `store: redis`, or remove the URL",
+                    )
+                });
+            }
+            used.then(|| Backend::Memory(Arc::new(SharedStore::new(state.max_keys))))
+        }
+        crate::model::StoreKind::Redis => {
+            let Some(url) = &state.url else {
+                cx.at("url", |cx| {
+                    cx.error("`store: redis` needs a URL (redis://host:6379/0, or env:NAME)")
+                });
+                return None;
+            };
+            let url = cx.at("url", |cx| resolve_secret(url, base_dir, cx))?;
+            if state.timeout_ms == 0 {
+                cx.at("timeout_ms", |cx| cx.error("must be at least 1"));
+                return None;
+            }
+            let store = RedisStore::new(
+                url.trim(),
+                std::time::Duration::from_millis(state.timeout_ms),
+                &state.key_prefix,
+                state.on_error == crate::model::StoreOnError::Deny,
+                state.max_keys,
+            );
+            match store {
+                Ok(s) => used.then(|| Backend::Redis(Arc::new(s))),
+                Err(e) => {
+                    cx.at("url", |cx| cx.error(e));
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// Compiles the named lists: address lists (for `ip_rules` and rules) and string lists (for
@@ -234,7 +282,7 @@ struct Shared<'a> {
     auth: &'a auth::Auth,
     base_dir: &'a Path,
     global_limits: Option<&'a Arc<rampart_stages::ratelimit::RateLimits>>,
-    limit_store: Option<&'a Arc<rampart_stages::ratelimit::SharedStore>>,
+    limit_store: Option<&'a rampart_stages::ratelimit::Backend>,
 }
 
 fn compile_listeners(

@@ -25,9 +25,11 @@
 mod algo;
 mod config;
 mod memory;
+mod redis;
 mod stage;
 
 pub use algo::{check, Algorithm, Limit, Outcome, State};
 pub use config::{AlgorithmConfig, KeyPart, LimitAction, RateLimitConfig};
 pub use memory::{MemoryStore, SharedStore};
-pub use stage::{RateLimitStage, RateLimits, STAGE};
+pub use redis::RedisStore;
+pub use stage::{Backend, RateLimitStage, RateLimits, STAGE};

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use rampart_core::{
-    Block, CompileCx, Decision, Exchange, Finding, FindingAction, Outcome as StageOutcome, Reason,
-    RuleId, Stage, StageId,
+    Block, BoxFuture, CompileCx, Decision, Exchange, Finding, FindingAction,
+    Outcome as StageOutcome, Reason, RuleId, Stage, StageError, StageId,
 };
 use rampart_rules::{ExprId, FieldPhase, Input, Limits, Lists, RuleSet, RuleSetBuilder};
 
 use super::algo::{Algorithm, Limit, Outcome};
 use super::config::{AlgorithmConfig, KeyPart, LimitAction, RateLimitConfig};
 use super::memory::SharedStore;
+use super::redis::RedisStore;
 
 /// The stage's id.
 pub const STAGE: StageId = StageId("ratelimit");
@@ -136,68 +137,52 @@ impl RateLimits {
     }
 }
 
+/// Where the counts live.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// This process's memory.
+    Memory(Arc<SharedStore>),
+    /// Redis, shared by every node (with a local limiter when Redis cannot answer).
+    Redis(Arc<RedisStore>),
+}
+
 /// The `ratelimit` stage of one API: the global rules, then the API's.
 #[derive(Debug)]
 pub struct RateLimitStage {
     sections: Vec<Arc<RateLimits>>,
-    store: Arc<SharedStore>,
+    backend: Backend,
 }
 
 impl RateLimitStage {
     /// Creates the stage over the sections that apply (global first), or `None` if they
     /// have no rule.
-    pub fn new(sections: Vec<Arc<RateLimits>>, store: Arc<SharedStore>) -> Option<Self> {
+    pub fn new(sections: Vec<Arc<RateLimits>>, backend: Backend) -> Option<Self> {
         sections
             .iter()
             .any(|s| !s.is_empty())
-            .then_some(Self { sections, store })
-    }
-}
-
-fn header_value(s: String) -> HeaderValue {
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("0"))
-}
-
-/// `"name";r=37;t=5`: what is left of the quota and when it is whole again.
-fn ratelimit_value(rule: &Rule, o: &Outcome) -> HeaderValue {
-    let name = rule.id.as_str();
-    header_value(format!(
-        "\"{name}\";r={};t={}",
-        o.remaining,
-        o.reset_ms.div_ceil(1000)
-    ))
-}
-
-impl Stage for RateLimitStage {
-    fn id(&self) -> StageId {
-        STAGE
+            .then_some(Self { sections, backend })
     }
 
-    fn on_request_head(&self, req: &mut http::request::Parts, x: &mut Exchange) -> StageOutcome {
-        let now = x.now_ms();
-        let store = self.store.get();
-        // The rule with the least quota left (as a share of its own), for the headers of an
-        // allowed response.
-        let mut tightest: Option<(&Rule, Outcome)> = None;
-        let mut logged = Vec::new();
-        let mut blocked = None;
-        'sections: for section in &self.sections {
+    /// The rules that apply to this request, each with its key. Runs before any count is
+    /// touched, so that the checks can then be awaited without holding the request.
+    fn plan(&self, req: &http::request::Parts, x: &Exchange) -> Vec<(&Rule, String)> {
+        let mut out = Vec::new();
+        for section in &self.sections {
             let mut cx = None;
             for rule in &section.rules {
                 if x.skips_rule(rule.id.as_str()) {
                     continue;
                 }
                 if let Some(w) = rule.when {
-                    let x_ref: &Exchange = x;
                     let ctx = cx.get_or_insert_with(|| {
                         section.set.context(Input {
-                            client_ip: Some(x_ref.client_ip),
-                            request: Some(&*req),
-                            principal: x_ref.principal.as_ref(),
-                            client_cert: x_ref.client_cert(),
-                            api: x_ref.route.as_ref().map(|r| &*r.api),
-                            operation: x_ref.route.as_ref().and_then(|r| r.operation.as_deref()),
-                            path_params: &x_ref.path_params,
+                            client_ip: Some(x.client_ip),
+                            request: Some(req),
+                            principal: x.principal.as_ref(),
+                            client_cert: x.client_cert(),
+                            api: x.route.as_ref().map(|r| &*r.api),
+                            operation: x.route.as_ref().and_then(|r| r.operation.as_deref()),
+                            path_params: &x.path_params,
                             ..Input::default()
                         })
                     });
@@ -220,63 +205,164 @@ impl Stage for RateLimitStage {
                         }
                     }
                 }
-                let o = store.check(rule.id.as_str(), &key, &rule.limit, rule.cost, now);
-                if !o.allowed {
-                    let detail = format!(
-                        "{} over {} per {} s (key {})",
-                        rule.id,
-                        rule.limit.requests,
-                        rule.limit.window_ms / 1000,
-                        redact(&key)
-                    );
-                    if rule.action == LimitAction::Log {
-                        if o.first_refusal {
-                            logged.push(Finding {
-                                stage: STAGE,
-                                rule: Some(rule.id.clone()),
-                                action: FindingAction::Log,
-                                reason: Reason::RateLimited,
-                                detail,
-                            });
-                        }
-                        continue;
-                    }
-                    let retry = o.retry_after_ms.div_ceil(1000).max(1);
-                    blocked = Some(
-                        Block::new(Reason::RateLimited)
-                            .rule(rule.id.clone())
-                            .detail(detail)
-                            .repeated(!o.first_refusal)
-                            .header(http::header::RETRY_AFTER, HeaderValue::from(retry))
-                            .header(POLICY.clone(), rule.policy.clone())
-                            .header(RATELIMIT.clone(), ratelimit_value(rule, &o)),
-                    );
-                    break 'sections;
-                }
-                let share = |r: &Rule, o: &Outcome| {
-                    o.remaining as f64 / r.limit.burst.max(r.limit.requests) as f64
-                };
-                if tightest
-                    .as_ref()
-                    .is_none_or(|(r, t)| share(rule, &o) < share(r, t))
-                {
-                    tightest = Some((rule, o));
-                }
+                out.push((rule, key));
             }
         }
-        for f in logged {
-            x.record(f);
-        }
-        if let Some(b) = blocked {
-            return Ok(Decision::Block(b));
+        out
+    }
+
+    /// The answer, from every rule's outcome (in order; a refusal by a `block` rule ends the
+    /// list).
+    fn decide(&self, results: &[(&Rule, String, Outcome)], x: &mut Exchange) -> StageOutcome {
+        // The rule with the least quota left (as a share of its own), for the headers of an
+        // allowed response.
+        let mut tightest: Option<(&Rule, &Outcome)> = None;
+        for (rule, key, o) in results {
+            if !o.allowed {
+                let detail = format!(
+                    "{} over {} per {} s (key {})",
+                    rule.id,
+                    rule.limit.requests,
+                    rule.limit.window_ms / 1000,
+                    redact(key)
+                );
+                if rule.action == LimitAction::Log {
+                    if o.first_refusal {
+                        x.record(Finding {
+                            stage: STAGE,
+                            rule: Some(rule.id.clone()),
+                            action: FindingAction::Log,
+                            reason: Reason::RateLimited,
+                            detail,
+                        });
+                    }
+                    continue;
+                }
+                let retry = o.retry_after_ms.div_ceil(1000).max(1);
+                return Ok(Decision::Block(
+                    Block::new(Reason::RateLimited)
+                        .rule(rule.id.clone())
+                        .detail(detail)
+                        .repeated(!o.first_refusal)
+                        .header(http::header::RETRY_AFTER, HeaderValue::from(retry))
+                        .header(POLICY.clone(), rule.policy.clone())
+                        .header(RATELIMIT.clone(), ratelimit_value(rule, o)),
+                ));
+            }
+            let share = |r: &Rule, o: &Outcome| {
+                o.remaining as f64 / r.limit.burst.max(r.limit.requests) as f64
+            };
+            if tightest.is_none_or(|(r, t)| share(rule, o) < share(r, t)) {
+                tightest = Some((rule, o));
+            }
         }
         if let Some((rule, o)) = tightest {
             x.response_headers
                 .push((POLICY.clone(), rule.policy.clone()));
             x.response_headers
-                .push((RATELIMIT.clone(), ratelimit_value(rule, &o)));
+                .push((RATELIMIT.clone(), ratelimit_value(rule, o)));
         }
         Ok(Decision::Continue)
+    }
+}
+
+fn header_value(s: String) -> HeaderValue {
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// `"name";r=37;t=5`: what is left of the quota and when it is whole again.
+fn ratelimit_value(rule: &Rule, o: &Outcome) -> HeaderValue {
+    let name = rule.id.as_str();
+    header_value(format!(
+        "\"{name}\";r={};t={}",
+        o.remaining,
+        o.reset_ms.div_ceil(1000)
+    ))
+}
+
+impl Stage for RateLimitStage {
+    fn id(&self) -> StageId {
+        STAGE
+    }
+
+    fn is_async(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    fn on_request_head(&self, req: &mut http::request::Parts, x: &mut Exchange) -> StageOutcome {
+        let now = x.now_ms();
+        let plan = self.plan(req, x);
+        let mut results = Vec::with_capacity(plan.len());
+        for (rule, key) in plan {
+            let o = match &self.backend {
+                Backend::Memory(store) => {
+                    store
+                        .get()
+                        .check(rule.id.as_str(), &key, &rule.limit, rule.cost, now)
+                }
+                Backend::Redis(store) => {
+                    store.local(rule.id.as_str(), &key, &rule.limit, rule.cost, now)
+                }
+            };
+            let stop = !o.allowed && rule.action == LimitAction::Block;
+            results.push((rule, key, o));
+            if stop {
+                break;
+            }
+        }
+        self.decide(&results, x)
+    }
+
+    fn on_request_head_async<'a>(
+        &'a self,
+        req: &'a mut http::request::Parts,
+        x: &'a mut Exchange,
+    ) -> BoxFuture<'a, StageOutcome> {
+        let Backend::Redis(store) = &self.backend else {
+            let out = self.on_request_head(req, x);
+            return Box::pin(async move { out });
+        };
+        Box::pin(async move {
+            let now = x.now_ms();
+            let plan = self.plan(req, x);
+            let mut results = Vec::with_capacity(plan.len());
+            let mut degraded = None;
+            for (rule, key) in plan {
+                let o = match store
+                    .check(rule.id.as_str(), &key, &rule.limit, rule.cost)
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(e) => {
+                        if store.deny_on_error() {
+                            return Err(StageError::new(format!("rate-limit store: {e}")));
+                        }
+                        degraded.get_or_insert(e);
+                        store.local(rule.id.as_str(), &key, &rule.limit, rule.cost, now)
+                    }
+                };
+                let stop = !o.allowed && rule.action == LimitAction::Block;
+                results.push((rule, key, o));
+                if stop {
+                    break;
+                }
+            }
+            if let Some(e) = degraded {
+                if store.note_degraded() {
+                    // Once per outage, not once per request.
+                    x.record(Finding {
+                        stage: STAGE,
+                        rule: None,
+                        action: FindingAction::Log,
+                        reason: Reason::Unavailable,
+                        detail: format!("Redis cannot answer ({e}): the local limiter decides"),
+                    });
+                }
+            } else if !results.is_empty() {
+                store.note_healthy();
+            }
+            self.decide(&results, x)
+        })
     }
 }
 
