@@ -199,6 +199,10 @@ apis:
       request: enforce
       response: enforce
       unknown_endpoints: enforce
+    # Rate limits (docs/ratelimit.md): orders are few per client; everything per client.
+    rate_limits:
+      - {{ name: orders-per-client, when: 'http.request.method == "POST"', key: ip.src, requests: 20, window_secs: 60, burst: 5 }}
+      - {{ name: per-client, key: ip.src, requests: 6000, window_secs: 60 }}
     ip_rules:
       - {{ id: demo-partner-ban, action: block, list: [198.51.100.0/24] }}
     waf:
@@ -225,6 +229,8 @@ apis:
     strip_base_path: true
     upstream: demo
     authn: {{ methods: [demo-idp, api_key, mtls] }}
+    rate_limits:
+      - {{ name: per-consumer, key: identity.consumer, requests: 100, window_secs: 60 }}
     authz:
       # Staff (the partner application) may read everything.
       - {{ name: staff, when: '"staff" in identity.groups' }}
@@ -378,6 +384,7 @@ Try:
   curl -i "{base}/api/users?limit=500"                                # 400 application/problem+json: /query/limit must be <= 100 (OpenAPI)
   curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":2,"coupon":"FREE"}}'   # 400: an undeclared property
   curl -i {base}/api/orders -H 'content-type: text/plain' -d 'pen'      # 415: a media type the operation does not take
+  for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}} ' {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":1}}'; done; echo   # 201 until the burst of 5 is spent, then 429 with Retry-After
   curl -i {base}/api/internal/debug                                   # 404: an endpoint the OpenAPI document does not declare
   curl -i -X DELETE {base}/api/users/1                                # 405: a method the document does not declare
   curl -i --path-as-is {base}/api/../admin                            # 400 malformed_request: dot segments

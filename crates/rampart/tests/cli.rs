@@ -275,6 +275,15 @@ async fn demo_serves_and_blocks() {
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
     assert_eq!(c.send(delete).await.unwrap().status, 405);
+    // Rate limits: the order burst is 5 per client (two orders were made above); limited
+    // routes carry the IETF headers.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = c.send(order(1)).await.unwrap();
+        assert!(r.headers.contains_key("ratelimit-policy"));
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 201, 429]);
     // The partner API: the credentials the demo printed work, and the wrong ones do not.
     let printed = {
         use tokio::io::AsyncBufReadExt;
