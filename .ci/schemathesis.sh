@@ -2,6 +2,8 @@
 # schemathesis (a real OpenAPI client, from PyPI) against `rampart demo`: every request it
 # generates from the demo API's OpenAPI document, valid and invalid, must get a conforming
 # response or a 4xx from the gateway; never a 5xx, never a crash. Bounded by --max-examples.
+# It comes as the demo's trusted tester (X-Forwarded-For: 192.0.2.250, which a custom rule
+# exempts from rate limits), so that its requests reach schema validation instead of a 429.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SCHEMATHESIS_VENV:-target/schemathesis-venv}"
@@ -27,6 +29,7 @@ if [ -z "$SPEC" ]; then
 fi
 "$VENV/bin/schemathesis" run "$SPEC" \
   --url "http://127.0.0.1:$PORT/api" \
+  --header "X-Forwarded-For: 192.0.2.250" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance,negative_data_rejection \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \
   --seed "${SCHEMATHESIS_SEED:-1}"

@@ -183,6 +183,11 @@ ip_rules:
 # WAF custom rules (docs/rules.md). Global rules run for every API, before the API's own.
 waf:
   custom:
+    - id: trusted-tester
+      description: the API test client CI runs against the demo (schemathesis) is not rate limited
+      when: 'ip.src in {{192.0.2.250}}'
+      action: skip
+      skip: [ratelimit]
     - id: attack-tool
       description: a known attack tool's user agent
       when: 'any(lower(http.request.headers["user-agent"]) wildcard "*sqlmap*") or http.request.headers["user-agent"] in $attack_tools'
