@@ -54,6 +54,9 @@ pub struct ConfigFile {
     /// Rate-limit rules for every API, before each API's own.
     #[serde(default)]
     pub rate_limits: Vec<rampart_stages::ratelimit::RateLimitConfig>,
+    /// Request-level DDoS protection: automatic bans, load shedding, adaptive rates.
+    #[serde(default)]
+    pub ddos: rampart_stages::ddos::DdosConfig,
     /// Where shared state (rate-limit counts) lives.
     #[serde(default)]
     pub state: StateConfig,

@@ -33,6 +33,8 @@ pub struct Snapshot {
     /// JWT key sources fetched from URLs: the gateway starts their background refresh and
     /// hands their keys over on reload.
     pub key_sources: Vec<Arc<rampart_stages::authn::jwt::KeySource>>,
+    /// The DDoS guard (its counts, bans and in-flight requests are handed on at a reload).
+    pub ddos: Option<Arc<rampart_stages::ddos::DdosGuard>>,
     /// The rate-limit store, handed on to the next snapshot at a reload.
     pub limit_store: Option<rampart_stages::ratelimit::Backend>,
     /// The source text and where it came from, for redacted display and diffs.

@@ -38,6 +38,9 @@ pub struct Exchange {
     /// Headers the proxy adds to the response the client gets, whatever it is (the
     /// `RateLimit` headers of a limited route).
     pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Counted among the requests in flight (the `ddos` stage's load shedding), to be
+    /// released when the exchange completes.
+    pub admitted: bool,
 }
 
 /// What a `skip` rule switched off for one exchange: whole stages (`waf.crs`, `ratelimit`) or
@@ -69,6 +72,7 @@ impl Exchange {
             skip: Skips::default(),
             path_params: Vec::new(),
             response_headers: Vec::new(),
+            admitted: false,
         }
     }
 

@@ -127,7 +127,11 @@ async fn handle_inner(
     let host = host_of(&parts);
 
     let Some(api) = snap.route(host.as_deref(), parts.uri.path()).cloned() else {
-        if let Verdict::Block(b) = snap.unrouted.request_head(&mut parts, &mut fin.x).await {
+        let verdict = snap.unrouted.request_head(&mut parts, &mut fin.x).await;
+        // A request no API serves ends here: its completion hooks run now (the DDoS guard
+        // releases its place among the requests in flight).
+        snap.unrouted.complete(&fin.x);
+        if let Verdict::Block(b) = verdict {
             return fin.respond(&b, &rid_header);
         }
         let detail = format!("no API for host {:?}", host.as_deref().unwrap_or(""));

@@ -105,6 +105,7 @@ pub async fn run(snap: &Snapshot, mut req: OfflineRequest) -> OfflineOutcome {
     let mut out = Progress {
         api: None,
         reached: Phase::RequestHead,
+        pipeline: None,
     };
 
     if let Some(l) = &listener {
@@ -114,7 +115,9 @@ pub async fn run(snap: &Snapshot, mut req: OfflineRequest) -> OfflineOutcome {
     }
     let host = handler::host_of(&req.request);
     let Some(api) = snap.route(host.as_deref(), req.request.uri.path()).cloned() else {
-        if let Verdict::Block(b) = snap.unrouted.request_head(&mut req.request, &mut x).await {
+        let verdict = snap.unrouted.request_head(&mut req.request, &mut x).await;
+        snap.unrouted.complete(&x);
+        if let Verdict::Block(b) = verdict {
             return out.stopped_by_stage(x, b);
         }
         let detail = format!("no API for host {:?}", host.as_deref().unwrap_or(""));
@@ -130,6 +133,7 @@ pub async fn run(snap: &Snapshot, mut req: OfflineRequest) -> OfflineOutcome {
         operation: None,
     });
     let pipeline = &api.pipeline;
+    out.pipeline = Some(pipeline.clone());
     for h in &snap.proxy.identity_headers {
         req.request.headers.remove(h);
     }
@@ -191,6 +195,8 @@ pub async fn run(snap: &Snapshot, mut req: OfflineRequest) -> OfflineOutcome {
 struct Progress {
     api: Option<Arc<str>>,
     reached: Phase,
+    /// The API's pipeline, whose completion hooks run when the exchange ends.
+    pipeline: Option<rampart_core::Pipeline>,
 }
 
 impl Progress {
@@ -219,6 +225,9 @@ impl Progress {
     }
 
     fn stopped(self, x: Exchange, stage: StageId, block: Block) -> OfflineOutcome {
+        if let Some(p) = &self.pipeline {
+            p.complete(&x);
+        }
         OfflineOutcome {
             api: self.api,
             blocked: Some(Stopped {
@@ -233,6 +242,9 @@ impl Progress {
     }
 
     fn finish(self, x: Exchange) -> OfflineOutcome {
+        if let Some(p) = &self.pipeline {
+            p.complete(&x);
+        }
         OfflineOutcome {
             api: self.api,
             blocked: None,

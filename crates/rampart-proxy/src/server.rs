@@ -313,6 +313,30 @@ async fn prepare(snapshot: &Snapshot, previous: Option<&Snapshot>) {
     if let Some(Backend::Redis(store)) = &snapshot.limit_store {
         store.start();
     }
+    if let Some(guard) = &snapshot.ddos {
+        if let Some(old) = previous.and_then(|p| p.ddos.as_ref()) {
+            guard.inherit(old);
+        }
+        if let Some(Backend::Redis(store)) = &snapshot.limit_store {
+            // Bans made by any node reach every node.
+            guard.share_through(store.clone());
+            let bans = guard.bans();
+            store.listen_for_bans(move |kind, key, until| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                match kind {
+                    "ban" => {
+                        bans.ban(key, until, now);
+                    }
+                    "unban" => {
+                        bans.unban(key);
+                    }
+                    _ => {}
+                }
+            });
+        }
+    }
     for ks in &snapshot.key_sources {
         if let Some(old) =
             previous.and_then(|p| p.key_sources.iter().find(|o| o.url_str() == ks.url_str()))

@@ -4,6 +4,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod ddos;
 pub mod iprules;
 pub mod ratelimit;
 pub mod schema;

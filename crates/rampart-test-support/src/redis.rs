@@ -97,6 +97,8 @@ impl TestRedis {
             if self.ping() {
                 return;
             }
+            // Setup only, for a few milliseconds: a test waits for its server before it runs.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server did not answer on port {}", self.port);

@@ -86,8 +86,12 @@ pub fn compile(
             cx.at("max_keys", |cx| cx.error("must be at least 64"))
         });
     }
-    let uses_limits =
-        !file.rate_limits.is_empty() || file.apis.iter().any(|a| !a.rate_limits.is_empty());
+    let ddos = cx.at("ddos", |cx| {
+        rampart_stages::ddos::DdosGuard::compile(&file.ddos, cx)
+    });
+    let uses_limits = ddos.is_some()
+        || !file.rate_limits.is_empty()
+        || file.apis.iter().any(|a| !a.rate_limits.is_empty());
     let limit_store = cx.at("state", |cx| {
         compile_state(&file.state, uses_limits, base_dir, cx)
     });
@@ -116,6 +120,7 @@ pub fn compile(
                             auth: &auth,
                             base_dir,
                             global_limits: global_limits.as_ref(),
+                            ddos: ddos.as_ref(),
                             limit_store: limit_store.as_ref(),
                         },
                         cx,
@@ -139,6 +144,7 @@ pub fn compile(
     }
     let unrouted = build_pipeline(ApiStages {
         global_ip: global_ip.as_ref(),
+        ddos: ddos.clone(),
         waf_custom: global_waf.as_slice(),
         ..ApiStages::default()
     });
@@ -156,6 +162,7 @@ pub fn compile(
         proxy: proxy?,
         key_sources: auth.key_sources,
         limit_store,
+        ddos,
         source,
     })
 }
@@ -282,6 +289,7 @@ struct Shared<'a> {
     auth: &'a auth::Auth,
     base_dir: &'a Path,
     global_limits: Option<&'a Arc<rampart_stages::ratelimit::RateLimits>>,
+    ddos: Option<&'a Arc<rampart_stages::ddos::DdosGuard>>,
     limit_store: Option<&'a rampart_stages::ratelimit::Backend>,
 }
 
@@ -608,6 +616,7 @@ fn compile_api(
             waf_custom: &waf_sections,
             authn,
             authz,
+            ddos: shared.ddos.cloned(),
             ratelimit: shared.limit_store.and_then(|store| {
                 let sections: Vec<_> = shared
                     .global_limits

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use rampart_core::{Enforcement, OnError, Pipeline, Slot};
+use rampart_stages::ddos::{DdosGuard, DdosStage};
 use rampart_stages::iprules::IpRules;
 use rampart_stages::ratelimit::RateLimitStage;
 use rampart_stages::schema::{OperationRouter, Schema, SchemaValidator};
@@ -15,6 +16,8 @@ pub struct ApiStages<'a> {
     pub global_ip: Option<&'a Arc<IpRules>>,
     /// The API's IP rules.
     pub api_ip: Option<&'a Arc<IpRules>>,
+    /// The DDoS guard (global).
+    pub ddos: Option<Arc<DdosGuard>>,
     /// The custom-rule sections (global first).
     pub waf_custom: &'a [Arc<CustomRules>],
     /// Authentication.
@@ -39,6 +42,7 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
     let ApiStages {
         global_ip,
         api_ip,
+        ddos,
         waf_custom,
         authn,
         authz,
@@ -76,7 +80,17 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
             on_error: OnError::Deny,
         });
     }
-    // 3. (`ddos` goes here, with its issue.)
+    // 3. The DDoS guard: banned clients, load shedding and the per-address and per-prefix
+    //    rates, after the IP rules (an operator's block needs no counting; an allowed office
+    //    is still counted) and before anything that costs: a flood must be refused by a table
+    //    lookup and a counter, never by rules, authentication or the upstream.
+    if let Some(g) = ddos {
+        slots.push(Slot {
+            stage: Arc::new(DdosStage(g)),
+            enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
     // 4. WAF custom rules, early: the rules on the request head need only what was sent, so
     //    they run before authentication spends anything on a request the operator already
     //    knows to refuse. The same stage also runs the rules on the request body (request-body

@@ -294,4 +294,146 @@ impl RedisStore {
             tracing::info!(url = %self.url_shown, "Redis answers again: rate limits are shared again.");
         }
     }
+
+    fn ban_channel(&self) -> String {
+        format!("{}bans", self.prefix)
+    }
+
+    /// Publishes a ban to every node, and keeps it in Redis for nodes that start later.
+    pub async fn publish_ban(&self, key: &str, until_ms: u64) {
+        let Some(conn) = self.conn.load_full() else {
+            return;
+        };
+        let mut conn = (*conn).clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let ttl = until_ms.saturating_sub(now).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(format!("{}ban:{key}", self.prefix))
+            .arg(until_ms)
+            .arg("PX")
+            .arg(ttl)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.ban_channel())
+            .arg(format!("ban {until_ms} {key}"))
+            .ignore();
+        let call = pipe.query_async::<()>(&mut conn);
+        if let Ok(Err(e)) | Err(e) = tokio::time::timeout(self.timeout * 4, call)
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timeout")))
+        {
+            tracing::warn!(error = %e, "Cannot share a ban through Redis.");
+        }
+    }
+
+    /// Lifts a ban everywhere.
+    pub async fn publish_unban(&self, key: &str) -> Result<(), String> {
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        redis::pipe()
+            .cmd("DEL")
+            .arg(format!("{}ban:{key}", self.prefix))
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.ban_channel())
+            .arg(format!("unban 0 {key}"))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The bans kept in Redis: (key, until ms).
+    pub async fn stored_bans(&self) -> Result<Vec<(String, u64)>, String> {
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let pattern = format!("{}ban:*", self.prefix);
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() > 1_000_000 {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        let strip = format!("{}ban:", self.prefix);
+        for k in keys {
+            let until: Option<u64> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(u) = until {
+                out.push((k.trim_start_matches(&strip).to_owned(), u));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Listens for the bans other nodes publish (and loads those already in Redis), calling
+    /// `apply(kind, key, until_ms)` for each; reconnects until the store is dropped.
+    pub fn listen_for_bans(
+        self: &Arc<Self>,
+        apply: impl Fn(&str, &str, u64) + Send + Sync + 'static,
+    ) {
+        use futures_util::StreamExt;
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(store) = weak.upgrade() else { return };
+                let client = store.client.clone();
+                let channel = store.ban_channel();
+                if let Ok(bans) = store.stored_bans().await {
+                    for (key, until) in bans {
+                        apply("ban", &key, until);
+                    }
+                }
+                drop(store);
+                match client.get_async_pubsub().await {
+                    Ok(mut pubsub) => {
+                        if pubsub.subscribe(&channel).await.is_ok() {
+                            let mut messages = pubsub.on_message();
+                            while let Some(msg) = messages.next().await {
+                                if weak.strong_count() == 0 {
+                                    return;
+                                }
+                                let Ok(text) = msg.get_payload::<String>() else {
+                                    continue;
+                                };
+                                let mut parts = text.splitn(3, ' ');
+                                let (Some(kind), Some(until), Some(key)) =
+                                    (parts.next(), parts.next(), parts.next())
+                                else {
+                                    continue;
+                                };
+                                apply(kind, key, until.parse().unwrap_or(0));
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "Ban listener cannot reach Redis."),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
 }
