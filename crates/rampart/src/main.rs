@@ -1,5 +1,6 @@
 //! `rampart`: the API security gateway binary.
 
+mod bans;
 mod demo;
 mod demo_auth;
 mod rules_test;
@@ -75,10 +76,38 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         cost: u32,
     },
+    /// The DDoS guard's bans in the shared store (Redis) of a configuration. Exit 0 done, 1
+    /// nothing to do (no such ban), 2 could not run.
+    Bans {
+        /// The configuration file (its `state` names the store).
+        #[arg(short, long, default_value = "rampart.yaml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: BansCommand,
+    },
     /// Work with the rules of a configuration.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BansCommand {
+    /// The bans in force, with the seconds left.
+    List,
+    /// Bans an address (`203.0.113.7`) or a network (`203.0.113.0/24`) on every node.
+    Add {
+        /// The address or network.
+        target: String,
+        /// For how long.
+        #[arg(long, default_value_t = 3600)]
+        secs: u64,
+    },
+    /// Lifts a ban on every node.
+    Remove {
+        /// The address or network, as listed.
+        target: String,
     },
 }
 
@@ -119,6 +148,9 @@ fn main() -> ExitCode {
             command: RulesCommand::Test { file, config },
         } => rules_test::run(&file, config.as_deref()),
         Command::HashPassword { bcrypt, cost } => hash_password(bcrypt, cost),
+        Command::Bans { config, command } => runtime(Some(1)).map_or(ExitCode::from(2), |rt| {
+            rt.block_on(bans::run(&config, command))
+        }),
     }
 }
 

@@ -258,3 +258,81 @@ async fn a_ban_reaches_every_node_through_redis() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rampart_bans_adds_lists_and_lifts_bans_on_every_node() {
+    let redis = TestRedis::shared();
+    let up = TestUpstream::start().await;
+    let dir = rampart_test_support::TempDir::new("bans-cli");
+    let yaml = format!(
+        r#"
+listeners:
+  - {{ name: public, bind: 127.0.0.1:0, trusted_proxies: [127.0.0.1/32] }}
+upstreams:
+  app: {{ targets: ["{up}"] }}
+state: {{ store: redis, url: "{redis}", key_prefix: "cli-test-{pid}:" }}
+ddos: {{ per_ip: {{ requests_per_sec: 1000, ban_secs: 60 }} }}
+apis:
+  - {{ name: app, upstream: app }}
+"#,
+        up = up.url(),
+        redis = redis.url(),
+        pid = std::process::id(),
+    );
+    let cfg = dir.write("rampart.yaml", &yaml);
+    let gw = TestGateway::start(&yaml).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bans = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .arg("bans")
+            .args(args)
+            .arg("-c")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let c = HttpClient::new();
+    let from = |ip: &str| {
+        http::Request::get(gw.url("public", "/json"))
+            .header("x-forwarded-for", ip)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    assert_eq!(c.send(from("203.0.113.9")).await.unwrap().status, 200);
+    let (code, out, err) = bans(&["add", "203.0.113.9", "--secs", "120"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = bans(&["list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ip:203.0.113.9\t"), "{out}");
+    let mut refused = false;
+    for _ in 0..50 {
+        if c.send(from("203.0.113.9")).await.unwrap().status == 429 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the running gateway got the ban");
+    assert_eq!(c.send(from("203.0.113.10")).await.unwrap().status, 200);
+    let (code, _, err) = bans(&["remove", "203.0.113.9"]);
+    assert_eq!(code, 0, "{err}");
+    let mut lifted = false;
+    for _ in 0..50 {
+        if c.send(from("203.0.113.9")).await.unwrap().status == 200 {
+            lifted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(lifted, "the running gateway lifted the ban");
+    let (code, _, err) = bans(&["remove", "203.0.113.9"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = bans(&["add", "not-an-address"]);
+    assert_eq!(code, 2, "{err}");
+    gw.shutdown().await;
+}

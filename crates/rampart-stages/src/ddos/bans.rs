@@ -41,6 +41,7 @@ impl BanTable {
         let entry = map.entry(key.to_owned()).or_insert(0);
         *entry = (*entry).max(until_ms);
         self.len.store(map.len(), Ordering::Relaxed);
+        metrics::gauge!("rampart_ddos_bans").set(map.len() as f64);
         fresh
     }
 
@@ -49,6 +50,7 @@ impl BanTable {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let had = map.remove(key).is_some();
         self.len.store(map.len(), Ordering::Relaxed);
+        metrics::gauge!("rampart_ddos_bans").set(map.len() as f64);
         had
     }
 

@@ -252,12 +252,23 @@ impl RedisStore {
         .arg(limit.penalty_ms)
         .arg(cost);
         let call = inv.invoke_async::<(i64, i64, i64, i64, i64)>(&mut conn);
-        let (allowed, remaining, reset, retry, first) =
-            match tokio::time::timeout(self.timeout, call).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
-            };
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, call).await;
+        metrics::histogram!("rampart_ratelimit_store_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let (allowed, remaining, reset, retry, first) = match answer {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                metrics::counter!("rampart_ratelimit_store_errors_total", "kind" => "error")
+                    .increment(1);
+                return Err(e.to_string());
+            }
+            Err(_) => {
+                metrics::counter!("rampart_ratelimit_store_errors_total", "kind" => "timeout")
+                    .increment(1);
+                return Err(format!("no answer within {} ms", self.timeout.as_millis()));
+            }
+        };
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(Outcome {
             allowed: allowed == 1,
@@ -327,6 +338,33 @@ impl RedisStore {
         {
             tracing::warn!(error = %e, "Cannot share a ban through Redis.");
         }
+    }
+
+    /// Publishes a ban on a connection of its own (`rampart bans add`, which has no running
+    /// store), and reports failures.
+    pub async fn publish_ban_now(&self, key: &str, until_ms: u64) -> Result<(), String> {
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        redis::pipe()
+            .cmd("SET")
+            .arg(format!("{}ban:{key}", self.prefix))
+            .arg(until_ms)
+            .arg("PX")
+            .arg(until_ms.saturating_sub(now).max(1))
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.ban_channel())
+            .arg(format!("ban {until_ms} {key}"))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Lifts a ban everywhere.

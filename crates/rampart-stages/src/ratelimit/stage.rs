@@ -226,6 +226,7 @@ impl RateLimitStage {
                     rule.limit.window_ms / 1000,
                     redact(key)
                 );
+                metrics::counter!("rampart_ratelimit_limited_total", "rule" => rule.id.to_string(), "action" => if rule.action == LimitAction::Log { "log" } else { "block" }).increment(1);
                 if rule.action == LimitAction::Log {
                     if o.first_refusal {
                         x.record(Finding {
