@@ -236,6 +236,25 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Keeps the first `v4` bits of an IPv4 address, or the first `v6` bits of an IPv6 one (after
+/// [`canonical`]): the network a client is counted by.
+pub fn masked(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V4(a) => {
+            let keep = u32::MAX
+                .checked_shl(32 - u32::from(v4.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(a) & keep))
+        }
+        IpAddr::V6(a) => {
+            let keep = u128::MAX
+                .checked_shl(128 - u32::from(v6.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) & keep))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,16 +214,8 @@ impl BansView for StateBans {
 }
 
 fn prefix_key(ip: IpAddr, v4: u8, v6: u8) -> String {
-    match ip {
-        IpAddr::V4(a) => {
-            let bits = u32::from(a) & u32::MAX.checked_shl(32 - u32::from(v4)).unwrap_or(0);
-            format!("net:{}/{v4}", std::net::Ipv4Addr::from(bits))
-        }
-        IpAddr::V6(a) => {
-            let bits = u128::from(a) & u128::MAX.checked_shl(128 - u32::from(v6)).unwrap_or(0);
-            format!("net:{}/{v6}", std::net::Ipv6Addr::from(bits))
-        }
-    }
+    let bits = if ip.is_ipv4() { v4 } else { v6 };
+    format!("net:{}/{bits}", rampart_core::iptable::masked(ip, v4, v6))
 }
 
 /// The `ddos` stage: the guard, placed in every API's pipeline.

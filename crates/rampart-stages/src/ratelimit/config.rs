@@ -204,27 +204,14 @@ impl KeyPart {
     }
 }
 
-/// `203.0.113.77` at /24 → `203.0.113.0/24`.
+/// `203.0.113.77` at /24 → `203.0.113.0/24`; a whole address stays bare.
 fn mask(ip: IpAddr, v4: u8, v6: u8) -> String {
-    match rampart_core::iptable::canonical(ip) {
-        IpAddr::V4(a) => {
-            let bits = u32::from(a) & (u32::MAX.checked_shl(32 - u32::from(v4)).unwrap_or(0));
-            let a = std::net::Ipv4Addr::from(bits);
-            if v4 == 32 {
-                a.to_string()
-            } else {
-                format!("{a}/{v4}")
-            }
-        }
-        IpAddr::V6(a) => {
-            let bits = u128::from(a) & (u128::MAX.checked_shl(128 - u32::from(v6)).unwrap_or(0));
-            let a = std::net::Ipv6Addr::from(bits);
-            if v6 == 128 {
-                a.to_string()
-            } else {
-                format!("{a}/{v6}")
-            }
-        }
+    let m = rampart_core::iptable::masked(ip, v4, v6);
+    match m {
+        IpAddr::V4(_) if v4 == 32 => m.to_string(),
+        IpAddr::V6(_) if v6 == 128 => m.to_string(),
+        IpAddr::V4(_) => format!("{m}/{v4}"),
+        IpAddr::V6(_) => format!("{m}/{v6}"),
     }
 }
 
