@@ -135,7 +135,10 @@ async fn a_flood_is_banned_and_a_polite_client_keeps_its_throughput() {
     let mut flood_limited = 0;
     for f in flooders {
         let (ok, limited) = f.await.unwrap();
-        assert!(limited > 0, "every flooder is refused once banned ({ok} served)");
+        assert!(
+            limited > 0,
+            "every flooder is refused once banned ({ok} served)"
+        );
         flood_ok += ok;
         flood_limited += limited;
     }
