@@ -1,8 +1,9 @@
 //! A YAML document as a tree of nodes that remember where they are in the file.
 //!
 //! serde's derive stops at the first error and forgets positions; this tree keeps a position
-//! for every key and value, so that [`crate::de`] can report every problem at once and the
-//! compiler can point a caret at any value by its path (`apis[0].upstream`).
+//! for every key and value, so that the config decoder (`rampart_config::de`) can report every
+//! problem at once and the compiler can point a caret at any value by its path
+//! (`apis[0].upstream`). The OpenAPI loader uses it too, for the lines of its errors.
 
 use std::collections::HashMap;
 
