@@ -6,8 +6,10 @@
 //! rules for US social security numbers, entropy for generic secrets). This first part holds the
 //! validators and the redaction of samples.
 
+pub mod scan;
 pub mod validate;
 
+pub use scan::{mask, Detector, Match, Scanner, Stream};
 pub use validate::{
     card_network, iban_valid, luhn_valid, redact_sample, shannon_entropy, us_ssn_valid, CardNetwork,
 };

@@ -1,0 +1,171 @@
+//! The scanner: what each detector finds and misses, and the streaming properties (any
+//! chunking finds exactly the matches of the whole body; masking keeps the length; memory
+//! stays bounded however long the body).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use rampart_dlp::{Detector, Scanner, Stream};
+
+fn found(text: &str) -> Vec<(Detector, String)> {
+    let s = Scanner::all();
+    s.scan(text.as_bytes(), 0)
+        .into_iter()
+        .map(|m| {
+            (
+                m.detector,
+                text[m.start as usize..m.end as usize].to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn detectors_find_what_they_should_and_not_the_rest() {
+    use Detector::*;
+    let cases: Vec<(&str, Vec<(Detector, &str)>)> = vec![
+        (r#"{"card":"4111 1111 1111 1111"}"#, vec![(PaymentCard, "4111 1111 1111 1111")]),
+        ("pay 4012-8888-8888-1881 now", vec![(PaymentCard, "4012-8888-8888-1881")]),
+        ("amex 378282246310005.", vec![(PaymentCard, "378282246310005")]),
+        ("not a card: 4111111111111112, nor 1234567812345678, nor 4111 1111-1111 1111", vec![]),
+        ("order 41111111111111110 (17 digits)", vec![]),
+        ("version 4.111111111111111", vec![]),
+        ("ssn 536-22-5469 and 536225469", vec![(UsSsn, "536-22-5469")]),
+        ("bad ssn 000-22-5469, 666-22-5469, 078-05-1120", vec![]),
+        ("iban GB82 WEST 1234 5698 7654 32 ok", vec![(Iban, "GB82 WEST 1234 5698 7654 32")]),
+        ("iban DE89370400440532013000", vec![(Iban, "DE89370400440532013000")]),
+        ("no iban GB82 WEST 1234 5698 7654 33", vec![]),
+        ("mail ann.lee+x@mail.example.com.", vec![(Email, "ann.lee+x@mail.example.com")]),
+        ("not mail: a@b, @example.com, ann@localhost", vec![]),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE...", vec![(PrivateKey, "-----BEGIN RSA PRIVATE KEY-----")]),
+        ("-----BEGIN PUBLIC KEY-----", vec![]),
+        ("key AKIAIOSFODNN7EXAMPLE here", vec![(AwsAccessKey, "AKIAIOSFODNN7EXAMPLE")]),
+        ("XAKIAIOSFODNN7EXAMPLE", vec![]),
+        ("ghp_0123456789abcdefghijABCDEFGHIJ012345", vec![(GithubToken, "ghp_0123456789abcdefghijABCDEFGHIJ012345")]),
+        (
+            "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            vec![(Jwt, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")],
+        ),
+    ];
+    for (text, want) in cases {
+        let want: Vec<(Detector, String)> =
+            want.into_iter().map(|(d, s)| (d, s.to_owned())).collect();
+        assert_eq!(found(text), want, "{text}");
+    }
+}
+
+/// A deterministic pseudo-random generator (xorshift), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn body(rng: &mut Rng, n: usize) -> Vec<u8> {
+    let pieces: [&[u8]; 12] = [
+        b"4111 1111 1111 1111",
+        b"536-22-5469",
+        b"GB82 WEST 1234 5698 7654 32",
+        b"ann@example.com",
+        b"AKIAIOSFODNN7EXAMPLE",
+        b"-----BEGIN PRIVATE KEY-----",
+        b"12345",
+        b" ",
+        b"\",\"",
+        b"-",
+        b"4111111111111112",
+        b"{\"user\":\"x\"}",
+    ];
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.extend_from_slice(pieces[(rng.next() % pieces.len() as u64) as usize]);
+    }
+    out
+}
+
+fn stream(
+    scanner: &Scanner,
+    data: &[u8],
+    rng: &mut Rng,
+    mask: bool,
+) -> (Vec<rampart_dlp::Match>, Vec<u8>) {
+    let mut st = Stream::new(scanner);
+    let mut matches = Vec::new();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let n = 1 + (rng.next() % 700) as usize;
+        let end = (i + n).min(data.len());
+        let (m, bytes) = st.feed(&data[i..end], mask);
+        matches.extend(m);
+        out.extend(bytes);
+        i = end;
+    }
+    let (m, bytes) = st.finish(mask);
+    matches.extend(m);
+    out.extend(bytes);
+    (matches, out)
+}
+
+#[test]
+fn any_chunking_finds_exactly_the_whole_body_matches_and_masking_keeps_the_length() {
+    let scanner = Scanner::all();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..60 {
+        let n = 500 + (rng.next() % 20_000) as usize;
+        let data = body(&mut rng, n);
+        let whole = scanner.scan(&data, 0);
+        assert!(!whole.is_empty());
+        let (streamed, out) = stream(&scanner, &data, &mut rng, false);
+        assert_eq!(streamed, whole, "round {round}");
+        assert_eq!(out, data, "round {round}: unmasked bytes pass unchanged");
+        let (masked_matches, masked) = stream(&scanner, &data, &mut rng, true);
+        assert_eq!(masked_matches, whole, "round {round}");
+        assert_eq!(
+            masked.len(),
+            data.len(),
+            "round {round}: masking keeps the length"
+        );
+        for m in &whole {
+            let s = &masked[m.start as usize..m.end as usize];
+            assert!(
+                s.iter().all(|b| *b == b'*' || *b == b' ' || *b == b'-'),
+                "round {round}"
+            );
+        }
+        // Outside the matches, nothing changed.
+        let mut expected = data.clone();
+        for m in &whole {
+            rampart_dlp::mask(&mut expected, m.start as usize, m.end as usize, m.detector);
+        }
+        assert_eq!(masked, expected, "round {round}");
+    }
+}
+
+#[test]
+fn memory_stays_bounded_for_a_long_stream() {
+    let scanner = Scanner::all();
+    let mut st = Stream::new(&scanner);
+    let chunk: Vec<u8> = body(&mut Rng(7), 64 * 1024);
+    let mut released = 0usize;
+    let mut found = 0usize;
+    // 1 GiB through the stream, 64 KiB at a time.
+    for _ in 0..16_384 {
+        let (m, out) = st.feed(&chunk, true);
+        found += m.len();
+        released += out.len();
+        assert!(
+            st.held() <= chunk.len() + scanner.overlap() + 80,
+            "{}",
+            st.held()
+        );
+    }
+    let (m, out) = st.finish(true);
+    found += m.len();
+    released += out.len();
+    assert_eq!(released, 16_384 * chunk.len());
+    assert!(found > 16_384);
+}
