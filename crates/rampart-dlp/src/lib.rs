@@ -6,6 +6,8 @@
 //! rules for US social security numbers, entropy for generic secrets). This first part holds the
 //! validators and the redaction of samples.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod scan;
 pub mod validate;
 
