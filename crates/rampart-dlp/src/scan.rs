@@ -30,6 +30,20 @@ pub enum Detector {
     AwsAccessKey,
     /// GitHub tokens.
     GithubToken,
+    /// GitLab tokens.
+    GitlabToken,
+    /// Slack tokens.
+    SlackToken,
+    /// Slack incoming webhook and workflow URLs.
+    SlackWebhook,
+    /// Stripe live secret and restricted keys.
+    StripeKey,
+    /// SendGrid API keys.
+    SendgridKey,
+    /// Google Cloud API keys.
+    GcpApiKey,
+    /// Twilio API keys.
+    TwilioKey,
 }
 
 impl Detector {
@@ -44,6 +58,13 @@ impl Detector {
             Self::Jwt => "jwt",
             Self::AwsAccessKey => "aws_access_key",
             Self::GithubToken => "github_token",
+            Self::GitlabToken => "gitlab_token",
+            Self::SlackToken => "slack_token",
+            Self::SlackWebhook => "slack_webhook",
+            Self::StripeKey => "stripe_key",
+            Self::SendgridKey => "sendgrid_key",
+            Self::GcpApiKey => "gcp_api_key",
+            Self::TwilioKey => "twilio_key",
         }
     }
 }
@@ -59,9 +80,9 @@ pub struct Match {
     pub detector: Detector,
 }
 
-/// The longest match any detector reports (a private key's header line, a JWT are cut there):
+/// The longest match any detector reports (a private key block up to its END line, a JWT):
 /// the overlap kept between chunks is a little more.
-const MAX_MATCH: usize = 2048;
+const MAX_MATCH: usize = 8192;
 
 /// Bytes kept before the first unscanned start: the farthest any detector looks back.
 const CONTEXT: usize = 80;
@@ -115,6 +136,29 @@ impl Scanner {
             &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
             r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})",
         );
+        add(
+            Detector::GitlabToken,
+            &["glpat-", "glptt-", "glrt-"],
+            r"(?:glpat-[A-Za-z0-9_-]{20}|glptt-[0-9a-f]{40}|glrt-[A-Za-z0-9_-]{20})",
+        );
+        add(
+            Detector::SlackToken,
+            &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-"],
+            r"(?:xoxb-[0-9]{10,13}-[0-9]{10,13}[A-Za-z0-9-]*|xox[pe](?:-[0-9]{10,13}){3}-[A-Za-z0-9-]{28,34}|xox[ars]-(?:\d+-)+[0-9a-zA-Z]+)",
+        );
+        add(
+            Detector::SlackWebhook,
+            &["hooks.slack.com/"],
+            r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,80}",
+        );
+        add(
+            Detector::StripeKey,
+            &["sk_live_", "rk_live_", "sk_prod_", "rk_prod_"],
+            r"[sr]k_(?:live|prod)_[A-Za-z0-9]{10,99}",
+        );
+        add(Detector::SendgridKey, &["SG."], r"SG\.[A-Za-z0-9=_.-]{66}");
+        add(Detector::GcpApiKey, &["AIza"], r"AIza[A-Za-z0-9_-]{35}");
+        add(Detector::TwilioKey, &["SK"], r"SK[0-9a-fA-F]{32}");
         let literals = AhoCorasick::new(&pats).unwrap_or_else(|_| never_ac());
         Self {
             enabled: detectors.to_vec(),
@@ -134,6 +178,13 @@ impl Scanner {
             Detector::Jwt,
             Detector::AwsAccessKey,
             Detector::GithubToken,
+            Detector::GitlabToken,
+            Detector::SlackToken,
+            Detector::SlackWebhook,
+            Detector::StripeKey,
+            Detector::SendgridKey,
+            Detector::GcpApiKey,
+            Detector::TwilioKey,
         ])
     }
 
@@ -151,15 +202,7 @@ impl Scanner {
     pub fn scan(&self, buf: &[u8], base: u64) -> Vec<Match> {
         let mut out = Vec::new();
         self.scan_into(buf, base, &mut out);
-        out.sort();
-        let mut kept: Vec<Match> = Vec::with_capacity(out.len());
-        for m in out {
-            match kept.last() {
-                Some(last) if m.start < last.end => {}
-                _ => kept.push(m),
-            }
-        }
-        kept
+        dedupe(out)
     }
 
     fn scan_into(&self, buf: &[u8], base: u64, out: &mut Vec<Match>) {
@@ -188,7 +231,15 @@ impl Scanner {
                     continue;
                 }
                 if let Some(found) = re.find(&buf[s..]) {
-                    let e = s + found.end();
+                    let mut e = s + found.end();
+                    if *d == Detector::PrivateKey {
+                        match private_key_body(buf, e) {
+                            Some(end) => e = end,
+                            None => continue,
+                        }
+                    } else if !plausible_secret(*d, &buf[s..e]) {
+                        continue;
+                    }
                     if *d != Detector::PrivateKey && buf.get(e).is_some_and(|b| is_word(*b)) {
                         continue;
                     }
@@ -286,6 +337,79 @@ impl Scanner {
             i = end.max(i + 1);
         }
     }
+}
+
+/// Sorts candidates and keeps, of overlapping ones, the first (then the longest).
+fn dedupe(mut out: Vec<Match>) -> Vec<Match> {
+    out.sort();
+    let mut kept: Vec<Match> = Vec::with_capacity(out.len());
+    for m in out {
+        match kept.last() {
+            Some(last) if m.start < last.end => {}
+            _ => kept.push(m),
+        }
+    }
+    kept
+}
+
+/// After a private key header: at least 64 base64 characters of body (after optional
+/// `Name: value` header lines), and up to the matching `-----END …-----` line when it comes
+/// within reach. Returns where the match ends.
+fn private_key_body(buf: &[u8], mut i: usize) -> Option<usize> {
+    let limit = (i + MAX_MATCH - 128).min(buf.len());
+    let mut base64 = 0usize;
+    let mut last = i;
+    while i < limit {
+        let b = buf[i];
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
+            base64 += 1;
+            i += 1;
+            last = i;
+        } else if b == b'\n' || b == b'\r' || b == b' ' || b == b'\t' {
+            i += 1;
+        } else if b == b':' && base64 < 64 {
+            // A header line of an armored block (`Version: …`, `Proc-Type: …`): skip it.
+            base64 = 0;
+            while i < limit && buf[i] != b'\n' {
+                i += 1;
+            }
+        } else {
+            break;
+        }
+    }
+    if base64 < 64 {
+        return None;
+    }
+    if buf[i..].starts_with(b"-----END ") {
+        if let Some(close) =
+            memchr::memmem::find(&buf[i + 9..limit.max(i + 9).min(buf.len())], b"-----")
+        {
+            return Some(i + 9 + close + 5);
+        }
+    }
+    Some(last)
+}
+
+/// A token's random part must look random: not a placeholder (`xxxx`), not the AWS
+/// documentation's example key.
+fn plausible_secret(d: Detector, text: &[u8]) -> bool {
+    let body = match d {
+        Detector::AwsAccessKey => {
+            if text.ends_with(b"EXAMPLE") {
+                return false;
+            }
+            &text[4..]
+        }
+        Detector::Jwt | Detector::PrivateKey => return true,
+        _ => {
+            let cut = text
+                .iter()
+                .position(|b| *b == b'_' || *b == b'-' || *b == b'.')
+                .map_or(0, |p| p + 1);
+            &text[cut.min(text.len())..]
+        }
+    };
+    crate::validate::shannon_entropy(body) >= 3.0
 }
 
 /// An IBAN starting at `s` (the country code): the longest prefix, compact or in groups of
@@ -415,11 +539,16 @@ impl<'s> Stream<'s> {
     fn step(&mut self, cut: usize, mask_matches: bool) -> (Vec<Match>, Vec<u8>) {
         let cut_abs = self.base + cut as u64;
         let done = self.done;
-        let found: Vec<Match> = self
-            .scanner
-            .scan(&self.buf, self.base)
+        // Candidates that start where earlier steps already decided are dropped before the
+        // overlaps are resolved, so that a match reported earlier (no longer in the buffer)
+        // shadows exactly what it shadows in a whole-body scan.
+        let mut candidates = Vec::new();
+        self.scanner
+            .scan_into(&self.buf, self.base, &mut candidates);
+        candidates.retain(|m| m.start >= done);
+        let found: Vec<Match> = dedupe(candidates)
             .into_iter()
-            .filter(|m| m.start >= done && m.start < cut_abs)
+            .filter(|m| m.start < cut_abs)
             .collect();
         let mut new_done = self.done.max(cut_abs);
         for m in &found {
