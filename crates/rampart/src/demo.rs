@@ -217,9 +217,9 @@ apis:
           when: 'starts_with(http.request.uri.path, "/api/users/") and not http.request.uri.path matches "^/api/users/[0-9]+$"'
           action: block
           status: 400
-        - id: positive-quantity
-          description: an order's quantity is positive
-          when: 'http.request.method == "POST" and starts_with(http.request.body.json["/quantity"], "-")'
+        - id: no-markup-in-items
+          description: an order's item is a name, not markup
+          when: 'http.request.method == "POST" and lower(http.request.body.json["/item"]) contains "<script"'
           action: block
           status: 400
         - id: debug-flag
@@ -281,13 +281,20 @@ tests:
   - name: an injection in the user id is a bad request
     request: { uri: "/api/users/1%20or%201=1", headers: { host: localhost } }
     expect: { action: block, rule: numeric-user-id, status: 400 }
-  - name: a negative quantity is refused
+  - name: a negative quantity breaks the OpenAPI document
     request:
       method: POST
       uri: /api/orders
       headers: { host: localhost }
       json: { user_id: 1, item: pen, quantity: -5 }
-    expect: { action: block, rule: positive-quantity, status: 400 }
+    expect: { action: block, stage: schema, rule: createOrder, status: 400 }
+  - name: markup in an item is refused by a rule on the JSON body
+    request:
+      method: POST
+      uri: /api/orders
+      headers: { host: localhost }
+      json: { user_id: 1, item: "<script>alert(1)</script>", quantity: 1 }
+    expect: { action: block, rule: no-markup-in-items, status: 400 }
   - name: the debug flag is only watched
     request: { uri: "/api/users/1?debug=1", headers: { host: localhost } }
     expect: { action: pass, matched: [debug-flag] }
@@ -384,7 +391,7 @@ Try:
   curl -i {base}/api/users/1 -H 'X-Forwarded-For: 198.51.100.20'      # 403 forbidden: the API's own ip_rules
   curl -i {base}/api/users/1 -A 'sqlmap/1.7'                          # 403 waf_rule_match: custom rule attack-tool
   curl -i "{base}/api/users/1%20or%201=1"                             # 400 waf_rule_match: custom rule numeric-user-id
-  curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":-5}}'   # 400: a rule on the JSON body
+  curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"<script>x</script>","quantity":1}}'   # 400: a rule on the JSON body
   curl -i "{base}/api/users/1?debug=1"                                # 200, and a would_block event (a rule in monitor mode)
   curl -i "{base}/api/users?limit=500"                                # 400 application/problem+json: /query/limit must be <= 100 (OpenAPI)
   curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":2,"coupon":"FREE"}}'   # 400: an undeclared property

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use rampart_core::{Enforcement, OnError, Pipeline, Slot};
+use rampart_core::{Enforcement, OnError, Pipeline, Slot, Stage};
 use rampart_stages::ddos::{DdosGuard, DdosStage};
 use rampart_stages::iprules::IpRules;
 use rampart_stages::ratelimit::RateLimitStage;
-use rampart_stages::schema::{OperationRouter, Schema, SchemaValidator};
+use rampart_stages::schema::{OperationRouter, Schema, SchemaBody, SchemaValidator};
 use rampart_stages::waf::{CustomRules, CustomRulesStage};
 
 /// The stages of one API (or of requests no API serves), compiled, before they are ordered.
@@ -91,6 +91,20 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
             on_error: OnError::Deny,
         });
     }
+    // 3b. Schema validation of request bodies (request-body phase only; it does nothing in the
+    //     head phase): the body phase runs after every head stage, and this slot puts schema
+    //     validation ahead of the WAF's body rules, so that a body that is not even the
+    //     declared JSON is refused before any pattern runs on it (DESIGN.md §2.1).
+    if let Some(s) = &schema {
+        let stage = SchemaBody(s.clone());
+        if stage.phases() != rampart_core::Phases::NONE {
+            slots.push(Slot {
+                stage: Arc::new(stage),
+                enforcement: Enforcement::Enforce,
+                on_error: OnError::Deny,
+            });
+        }
+    }
     // 4. WAF custom rules, early: the rules on the request head need only what was sent, so
     //    they run before authentication spends anything on a request the operator already
     //    knows to refuse. The same stage also runs the rules on the request body (request-body
@@ -140,9 +154,8 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
     // 8. Schema validation: after authentication and authorization, so that a client without
     //    credentials learns nothing of the API's shape from detailed 400s, and after the rate
     //    limits, so that a flood of malformed requests is counted. The same stage validates
-    //    the request body (request-body phase; after the custom rules' body phase, which
-    //    belongs to their early slot) and the response (response-head and response-body
-    //    phases). Enforcement is per operation and per
+    //    the response (response-head and response-body phases); request bodies are
+    //    validated at 3b. Enforcement is per operation and per
     //    direction (the stage applies it), so the slot itself always enforces.
     if let Some(s) = schema {
         slots.push(Slot {

@@ -302,6 +302,54 @@ impl Stage for OperationRouter {
     }
 }
 
+/// Validates request bodies against the document, in the request-body phase, ahead of the
+/// WAF's body rules (a body that is not even the declared JSON is refused before any pattern
+/// runs on it).
+#[derive(Debug)]
+pub struct SchemaBody(pub Arc<Schema>);
+
+impl Stage for SchemaBody {
+    fn id(&self) -> StageId {
+        STAGE
+    }
+
+    fn phases(&self) -> Phases {
+        if self.0.reads_bodies {
+            Phases::REQUEST_BODY
+        } else {
+            Phases::NONE
+        }
+    }
+
+    fn on_request_body(
+        &self,
+        req: &http::request::Parts,
+        body: &mut Bytes,
+        x: &mut Exchange,
+    ) -> Outcome {
+        let s = &self.0;
+        let Some(i) = s.op_of(x) else {
+            return Ok(Decision::Continue);
+        };
+        let mode = s.modes.get(i).map_or(Mode::Off, |m| m.0);
+        if mode == Mode::Off {
+            return Ok(Decision::Continue);
+        }
+        if x.body_truncated {
+            // Only a prefix was buffered (`oversize: inspect_prefix`): its content cannot be
+            // judged as a whole, and the size policy already recorded it.
+            return Ok(Decision::Continue);
+        }
+        let ct = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let v = s.spec.validate_request_body(i, ct, body);
+        let id = s.spec.operation(i).map_or("", |o| &*o.id).to_owned();
+        s.judge(v, mode, &id, false, x)
+    }
+}
+
 /// Validates requests and responses against the document.
 #[derive(Debug)]
 pub struct SchemaValidator(pub Arc<Schema>);
@@ -313,10 +361,8 @@ impl Stage for SchemaValidator {
 
     fn phases(&self) -> Phases {
         let s = &self.0;
+        // The request body is validated by [`SchemaBody`], placed before the WAF's body rules.
         let mut p = Phases::REQUEST_HEAD;
-        if s.reads_bodies {
-            p = p.union(Phases::REQUEST_BODY);
-        }
         if s.checks_responses {
             p = p.union(Phases::RESPONSE_HEAD).union(Phases::RESPONSE_BODY);
         }
@@ -375,34 +421,6 @@ impl Stage for SchemaValidator {
                 ))
             }
         }
-    }
-
-    fn on_request_body(
-        &self,
-        req: &http::request::Parts,
-        body: &mut Bytes,
-        x: &mut Exchange,
-    ) -> Outcome {
-        let s = &self.0;
-        let Some(i) = s.op_of(x) else {
-            return Ok(Decision::Continue);
-        };
-        let mode = s.modes.get(i).map_or(Mode::Off, |m| m.0);
-        if mode == Mode::Off {
-            return Ok(Decision::Continue);
-        }
-        if x.body_truncated {
-            // Only a prefix was buffered (`oversize: inspect_prefix`): its content cannot be
-            // judged as a whole, and the size policy already recorded it.
-            return Ok(Decision::Continue);
-        }
-        let ct = req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let v = s.spec.validate_request_body(i, ct, body);
-        let id = s.spec.operation(i).map_or("", |o| &*o.id).to_owned();
-        s.judge(v, mode, &id, false, x)
     }
 
     fn on_response_head(

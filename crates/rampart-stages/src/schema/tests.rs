@@ -193,7 +193,7 @@ fn request(
         return (out, x);
     }
     let mut body = Bytes::copy_from_slice(body.as_bytes());
-    let out = v.on_request_body(&parts, &mut body, &mut x);
+    let out = SchemaBody(s.clone()).on_request_body(&parts, &mut body, &mut x);
     (out, x)
 }
 
