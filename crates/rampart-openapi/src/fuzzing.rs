@@ -96,7 +96,7 @@ pub fn request(data: &[u8]) {
         format!("/{path}")
     };
     if let Route::Operation(op, raw) = spec.route(&method, &path, "") {
-        let _ = spec.decode_path_params(op, &raw);
+        let _ = spec.decode_path_params(&raw);
         let _ = spec.validate_request_head(
             op,
             &raw,

@@ -227,7 +227,6 @@ const METHODS: [(&str, Method); 8] = [
 
 struct Builder<'d> {
     docs: &'d Documents,
-    version: Version,
     registry: Registry<'static>,
     errors: Vec<SpecError>,
 }
@@ -275,7 +274,6 @@ pub(crate) fn build(docs: Documents, version: Version) -> Result<Spec, Vec<SpecE
     };
     let mut b = Builder {
         docs: &docs,
-        version,
         registry,
         errors: Vec::new(),
     };
@@ -748,7 +746,6 @@ impl Builder<'_> {
                 }
             }
         }
-        let _ = self.version;
         Shape::Object(props)
     }
 }
@@ -825,24 +822,31 @@ impl Spec {
         &self.prefixes
     }
 
-    /// Finds the operation for a method and a raw request path (before percent-decoding).
-    /// `base` is prepended to the document's server paths (the API's base path when the
-    /// gateway strips it before the upstream).
-    pub fn route(&self, method: &Method, path: &str, base: &str) -> Route {
+    /// The prefixes requests are matched under, in the order they are tried: each server path
+    /// under `base` first (a document of the upstream's own paths, when the gateway strips the
+    /// API's base path), then as written (a document of the paths clients see). Computed once,
+    /// when the configuration is compiled; see [`Spec::route_under`].
+    pub fn route_prefixes(&self, base: &str) -> Vec<String> {
         let base = base.trim_end_matches('/');
-        let mut found_method = false;
-        // Each server path, under the base first (a document of the upstream's own paths),
-        // then as written (a document of the paths clients see).
+        let strip = |p: &String| if p == "/" { String::new() } else { p.clone() };
         let with_base = self
             .prefixes
             .iter()
             .filter(|_| !base.is_empty())
-            .map(|p| format!("{base}{}", if p == "/" { "" } else { p }));
-        let as_written = self
-            .prefixes
-            .iter()
-            .map(|p| if p == "/" { String::new() } else { p.clone() });
-        for full in with_base.chain(as_written) {
+            .map(|p| format!("{base}{}", strip(p)));
+        with_base.chain(self.prefixes.iter().map(strip)).collect()
+    }
+
+    /// Finds the operation for a method and a raw request path (before percent-decoding).
+    /// `base` is prepended to the document's server paths (see [`Spec::route_prefixes`]).
+    pub fn route(&self, method: &Method, path: &str, base: &str) -> Route {
+        self.route_under(method, path, &self.route_prefixes(base))
+    }
+
+    /// [`Spec::route`] with prefixes computed beforehand.
+    pub fn route_under(&self, method: &Method, path: &str, prefixes: &[String]) -> Route {
+        let mut found_method = false;
+        for full in prefixes {
             let rest = if full.is_empty() {
                 Some(path)
             } else {
@@ -865,8 +869,7 @@ impl Spec {
     }
 
     /// Decodes the raw path parameters of a route into the values rules and policies see.
-    pub fn decode_path_params(&self, op: usize, raw: &[(String, String)]) -> Vec<(String, String)> {
-        let _ = op;
+    pub fn decode_path_params(&self, raw: &[(String, String)]) -> Vec<(String, String)> {
         raw.iter()
             .map(|(k, v)| {
                 (

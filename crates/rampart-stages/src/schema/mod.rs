@@ -122,9 +122,9 @@ pub struct OperationConfig {
 #[derive(Debug)]
 pub struct Schema {
     spec: Spec,
-    /// Prepended to the document's server paths (the API's base path when it is stripped
-    /// before the upstream).
-    base: String,
+    /// The path prefixes requests are matched under (the document's server paths, under the
+    /// API's base path when it is stripped before the upstream), computed at compile time.
+    prefixes: Vec<String>,
     unknown: Mode,
     max_response_bytes: u64,
     /// Per operation: (request mode, response mode).
@@ -194,8 +194,8 @@ impl Schema {
             by_id.insert(op.id.clone(), i);
         }
         Some(Arc::new(Self {
+            prefixes: spec.route_prefixes(base),
             spec,
-            base: base.trim_end_matches('/').to_owned(),
             unknown: config.unknown_endpoints.into(),
             max_response_bytes: config.max_response_bytes,
             modes,
@@ -208,6 +208,18 @@ impl Schema {
     /// Returns the compiled document.
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// An operation's mode for requests (`response: false`) or responses.
+    fn mode(&self, op: usize, response: bool) -> Mode {
+        self.modes
+            .get(op)
+            .map_or(Mode::Off, |m| if response { m.1 } else { m.0 })
+    }
+
+    /// An operation's id, the rule id of its findings.
+    fn op_id(&self, op: usize) -> String {
+        self.spec.operation(op).map_or("", |o| &*o.id).to_owned()
     }
 
     fn op_of(&self, x: &Exchange) -> Option<usize> {
@@ -292,11 +304,13 @@ impl Stage for OperationRouter {
 
     fn on_request_head(&self, req: &mut http::request::Parts, x: &mut Exchange) -> Outcome {
         let s = &self.0;
-        if let Route::Operation(i, raw) = s.spec.route(&req.method, req.uri.path(), &s.base) {
+        if let Route::Operation(i, raw) =
+            s.spec.route_under(&req.method, req.uri.path(), &s.prefixes)
+        {
             if let (Some(route), Some(op)) = (x.route.as_mut(), s.spec.operation(i)) {
                 route.operation = Some(op.id.clone());
             }
-            x.path_params = s.spec.decode_path_params(i, &raw);
+            x.path_params = s.spec.decode_path_params(&raw);
         }
         Ok(Decision::Continue)
     }
@@ -331,7 +345,7 @@ impl Stage for SchemaBody {
         let Some(i) = s.op_of(x) else {
             return Ok(Decision::Continue);
         };
-        let mode = s.modes.get(i).map_or(Mode::Off, |m| m.0);
+        let mode = s.mode(i, false);
         if mode == Mode::Off {
             return Ok(Decision::Continue);
         }
@@ -345,7 +359,7 @@ impl Stage for SchemaBody {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let v = s.spec.validate_request_body(i, ct, body);
-        let id = s.spec.operation(i).map_or("", |o| &*o.id).to_owned();
+        let id = s.op_id(i);
         s.judge(v, mode, &id, false, x)
     }
 }
@@ -371,9 +385,9 @@ impl Stage for SchemaValidator {
 
     fn on_request_head(&self, req: &mut http::request::Parts, x: &mut Exchange) -> Outcome {
         let s = &self.0;
-        match s.spec.route(&req.method, req.uri.path(), &s.base) {
+        match s.spec.route_under(&req.method, req.uri.path(), &s.prefixes) {
             Route::Operation(i, raw) => {
-                let mode = s.modes.get(i).map_or(Mode::Off, |m| m.0);
+                let mode = s.mode(i, false);
                 if mode == Mode::Off {
                     return Ok(Decision::Continue);
                 }
@@ -385,7 +399,7 @@ impl Stage for SchemaValidator {
                         headers: &req.headers,
                     },
                 );
-                let id = s.spec.operation(i).map_or("", |o| &*o.id).to_owned();
+                let id = s.op_id(i);
                 s.judge(v, mode, &id, false, x)
             }
             found => {
@@ -433,7 +447,7 @@ impl Stage for SchemaValidator {
         let Some(i) = s.op_of(x) else {
             return Ok(Decision::Continue);
         };
-        let mode = s.modes.get(i).map_or(Mode::Off, |m| m.1);
+        let mode = s.mode(i, true);
         if mode == Mode::Off {
             return Ok(Decision::Continue);
         }
@@ -444,14 +458,14 @@ impl Stage for SchemaValidator {
                 headers: &rsp.headers,
             },
         );
-        let id = s.spec.operation(i).map_or("", |o| &*o.id).to_owned();
+        let id = s.op_id(i);
         s.judge(v, mode, &id, true, x)
     }
 
     fn response_body_limit(&self, rsp: &http::response::Parts, x: &Exchange) -> Option<u64> {
         let s = &self.0;
         let i = s.op_of(x)?;
-        if s.modes.get(i).is_none_or(|m| m.1 == Mode::Off) {
+        if s.mode(i, true) == Mode::Off {
             return None;
         }
         // A compressed body is not decoded here: it streams unvalidated.
@@ -477,7 +491,7 @@ impl Stage for SchemaValidator {
         let Some(i) = s.op_of(x) else {
             return Ok(Decision::Continue);
         };
-        let mode = s.modes.get(i).map_or(Mode::Off, |m| m.1);
+        let mode = s.mode(i, true);
         let ct = rsp
             .headers
             .get(http::header::CONTENT_TYPE)
@@ -485,7 +499,7 @@ impl Stage for SchemaValidator {
         let v = s
             .spec
             .validate_response_body(i, rsp.status.as_u16(), ct, body);
-        let id = s.spec.operation(i).map_or("", |o| &*o.id).to_owned();
+        let id = s.op_id(i);
         s.judge(v, mode, &id, true, x)
     }
 }
