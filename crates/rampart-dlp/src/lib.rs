@@ -7,11 +7,15 @@
 //! validators and the redaction of samples.
 
 #[doc(hidden)]
+mod detect;
 pub mod fuzzing;
 pub mod scan;
 pub mod validate;
 
-pub use scan::{mask, Detector, Match, Scanner, Stream};
+pub use scan::{
+    mask, CustomDetector, CustomRule, Detector, Match, Profile, Scanner, Stream, Validator,
+    MAX_MATCH,
+};
 pub use validate::{
     card_network, iban_valid, luhn_valid, redact_sample, shannon_entropy, us_ssn_valid, CardNetwork,
 };

@@ -1,15 +1,19 @@
 //! The scanner: detectors over bytes, whole or streamed in chunks.
 //!
-//! One pass per buffer finds candidates cheaply (digit runs, `@`, and the literal prefixes of
-//! secrets through one Aho-Corasick automaton), then a validator decides. Streaming keeps an
-//! overlap of the last [`Scanner::overlap`] bytes, so a match split across chunks is found, and
-//! reports each match once, in order, with absolute offsets: scanning a body in any chunking
-//! gives exactly the matches of scanning it whole, with memory bounded by the overlap.
+//! One pass per buffer finds candidates cheaply (digit runs eight bytes at a time, `@` and `:`
+//! with memchr, the literal prefixes of secrets and the names of secrets through Aho-Corasick
+//! automata), then a validator decides. Streaming keeps an overlap of the last
+//! [`Scanner::overlap`] bytes, so a match split across chunks is found, and reports each match
+//! once, in order, with absolute offsets: scanning a body in any chunking gives exactly the
+//! matches of scanning it whole, with memory bounded by the overlap.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 
-use crate::validate::{card_network, iban_valid, us_ssn_valid};
+use crate::detect::{
+    azure_client_secret, card_or_ssn, email_at, generic_secret, iban_at, ipv4_at, ipv6_around,
+    is_word, next_digit, phone_at, private_key_body,
+};
 
 /// What a detector looks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,6 +26,10 @@ pub enum Detector {
     UsSsn,
     /// E-mail addresses.
     Email,
+    /// Phone numbers: international (`+…`), North American, national with a trunk `0`.
+    Phone,
+    /// IPv4 and IPv6 addresses (with an optional prefix length or zone).
+    IpAddress,
     /// PEM and OpenSSH private key blocks.
     PrivateKey,
     /// JSON Web Tokens.
@@ -44,16 +52,89 @@ pub enum Detector {
     GcpApiKey,
     /// Twilio API keys.
     TwilioKey,
+    /// Azure AD (Entra ID) client secrets.
+    AzureClientSecret,
+    /// Azure storage account keys in connection strings (`AccountKey=…`).
+    AzureStorageKey,
+    /// A random-looking value assigned to a secret's name (`api_key = "…"`).
+    GenericSecret,
+    /// A detector from configuration, by its index.
+    Custom(u16),
+}
+
+/// A group of detectors, selectable by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// Payment card data (PCI DSS).
+    Pci,
+    /// Personal data: e-mail, phone, IBAN, SSN, IP addresses.
+    Pii,
+    /// Credentials: keys, tokens, private keys.
+    Secrets,
+}
+
+impl Profile {
+    /// Every profile.
+    pub const ALL: [Profile; 3] = [Profile::Pci, Profile::Pii, Profile::Secrets];
+
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pci => "pci",
+            Self::Pii => "pii",
+            Self::Secrets => "secrets",
+        }
+    }
+
+    /// The profile of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// The built-in detectors of this profile.
+    pub fn detectors(self) -> impl Iterator<Item = Detector> {
+        Detector::BUILTIN
+            .iter()
+            .copied()
+            .filter(move |d| d.profile() == Some(self))
+    }
 }
 
 impl Detector {
-    /// The name used in configuration and events.
+    /// Every built-in detector.
+    pub const BUILTIN: &'static [Detector] = &[
+        Detector::PaymentCard,
+        Detector::Iban,
+        Detector::UsSsn,
+        Detector::Email,
+        Detector::Phone,
+        Detector::IpAddress,
+        Detector::PrivateKey,
+        Detector::Jwt,
+        Detector::AwsAccessKey,
+        Detector::GithubToken,
+        Detector::GitlabToken,
+        Detector::SlackToken,
+        Detector::SlackWebhook,
+        Detector::StripeKey,
+        Detector::SendgridKey,
+        Detector::GcpApiKey,
+        Detector::TwilioKey,
+        Detector::AzureClientSecret,
+        Detector::AzureStorageKey,
+        Detector::GenericSecret,
+    ];
+
+    /// The name used in configuration and events (`custom` for a configured detector: its
+    /// own name is [`Scanner::name`]).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PaymentCard => "payment_card",
             Self::Iban => "iban",
             Self::UsSsn => "us_ssn",
             Self::Email => "email",
+            Self::Phone => "phone",
+            Self::IpAddress => "ip_address",
             Self::PrivateKey => "private_key",
             Self::Jwt => "jwt",
             Self::AwsAccessKey => "aws_access_key",
@@ -65,6 +146,34 @@ impl Detector {
             Self::SendgridKey => "sendgrid_key",
             Self::GcpApiKey => "gcp_api_key",
             Self::TwilioKey => "twilio_key",
+            Self::AzureClientSecret => "azure_client_secret",
+            Self::AzureStorageKey => "azure_storage_key",
+            Self::GenericSecret => "generic_secret",
+            Self::Custom(_) => "custom",
+        }
+    }
+
+    /// The built-in detector of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::BUILTIN.iter().copied().find(|d| d.as_str() == name)
+    }
+
+    /// The profile a built-in detector belongs to.
+    pub fn profile(self) -> Option<Profile> {
+        match self {
+            Self::PaymentCard => Some(Profile::Pci),
+            Self::Iban | Self::UsSsn | Self::Email | Self::Phone | Self::IpAddress => {
+                Some(Profile::Pii)
+            }
+            Self::Custom(_) => None,
+            _ => Some(Profile::Secrets),
+        }
+    }
+
+    fn bit(self) -> u32 {
+        match self {
+            Self::Custom(_) => 0,
+            d => 1 << Self::BUILTIN.iter().position(|b| *b == d).unwrap_or(31),
         }
     }
 }
@@ -80,112 +189,285 @@ pub struct Match {
     pub detector: Detector,
 }
 
-/// The longest match any detector reports (a private key block up to its END line, a JWT):
-/// the overlap kept between chunks is a little more.
-const MAX_MATCH: usize = 8192;
+/// The longest match any detector reports (a private key block up to its END line, a JWT, a
+/// configured pattern): the overlap kept between chunks is a little more.
+pub const MAX_MATCH: usize = 8192;
 
-/// Bytes kept before the first unscanned start: the farthest any detector looks back.
-const CONTEXT: usize = 80;
+/// Bytes kept before the first unscanned start: the farthest any detector looks back (an
+/// e-mail's local part, a secret's name before its value).
+const CONTEXT: usize = 128;
+
+/// A configured detector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomDetector {
+    /// Its name in events.
+    pub name: String,
+    /// What it matches.
+    pub rule: CustomRule,
+}
+
+/// What a configured detector matches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CustomRule {
+    /// A regular expression (Rust `regex` syntax, linear time). When it has a capture group,
+    /// the first group is the match (what is masked); with keywords, a match counts only when
+    /// one of them (any case) occurs in it or in the 64 bytes before it.
+    Regex {
+        /// The pattern.
+        pattern: String,
+        /// Words one of which must be near.
+        keywords: Vec<String>,
+        /// A check of the matched text.
+        validator: Validator,
+        /// The least Shannon entropy of the match, in bits per character.
+        min_entropy: Option<f64>,
+    },
+    /// Exact terms (a dictionary), matched as whole words.
+    Terms {
+        /// The terms.
+        terms: Vec<String>,
+        /// Whether case is ignored (ASCII).
+        case_insensitive: bool,
+    },
+}
+
+/// Checks a configured detector can apply to its match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Validator {
+    /// None.
+    #[default]
+    None,
+    /// The Luhn checksum over the match's digits (separators ignored).
+    Luhn,
+    /// The IBAN check (country length, mod 97).
+    Iban,
+    /// The US SSN issuing rules over the match's nine digits.
+    UsSsn,
+}
+
+impl Validator {
+    /// The validator of a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "none" => Self::None,
+            "luhn" => Self::Luhn,
+            "iban" => Self::Iban,
+            "us_ssn" => Self::UsSsn,
+            _ => return None,
+        })
+    }
+
+    fn check(self, text: &[u8]) -> bool {
+        let digits = || -> Vec<u8> { text.iter().copied().filter(u8::is_ascii_digit).collect() };
+        match self {
+            Self::None => true,
+            Self::Luhn => crate::validate::luhn_valid(&digits()),
+            Self::Iban => crate::validate::iban_valid(text),
+            Self::UsSsn => {
+                let d = digits();
+                d.len() == 9 && crate::validate::us_ssn_valid(&d)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Custom {
+    Regex {
+        re: Regex,
+        groups: bool,
+        keywords: Option<AhoCorasick>,
+        validator: Validator,
+        min_entropy: Option<f64>,
+    },
+    Terms {
+        ac: AhoCorasick,
+    },
+}
+
+/// How a literal hit becomes a match.
+#[derive(Debug)]
+enum Anchor {
+    /// The regex, anchored at the literal.
+    Regex(Regex),
+    /// An Azure client secret: the literal `Q~` sits four bytes in.
+    Azure,
+}
+
+#[derive(Debug)]
+struct LiteralKind {
+    detector: Detector,
+    anchor: Anchor,
+}
 
 /// Compiled detectors.
 #[derive(Debug)]
 pub struct Scanner {
-    enabled: Vec<Detector>,
-    literals: AhoCorasick,
-    literal_kinds: Vec<(Detector, Regex)>,
+    on: u32,
+    literals: Option<AhoCorasick>,
+    literal_kinds: Vec<LiteralKind>,
+    keywords: Option<AhoCorasick>,
+    custom: Vec<Custom>,
+    names: Vec<String>,
 }
 
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
+/// The names of secrets the generic detector starts from (any case).
+const SECRET_KEYWORDS: &[&str] = &["key", "token", "secret", "passw", "pwd", "credential"];
+
+/// The built-in literal-anchored detectors: literals, and the pattern that must follow.
+const LITERAL_RULES: &[(Detector, &[&str], &str)] = &[
+    (
+        Detector::PrivateKey,
+        &["-----BEGIN "],
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----",
+    ),
+    (
+        Detector::Jwt,
+        &["eyJ"],
+        r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}",
+    ),
+    (
+        Detector::AwsAccessKey,
+        &["AKIA", "ASIA", "ABIA", "ACCA"],
+        r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}",
+    ),
+    (
+        Detector::GithubToken,
+        &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+        r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})",
+    ),
+    (
+        Detector::GitlabToken,
+        &["glpat-", "glptt-", "glrt-"],
+        r"(?:glpat-[A-Za-z0-9_-]{20}|glptt-[0-9a-f]{40}|glrt-[A-Za-z0-9_-]{20})",
+    ),
+    (
+        Detector::SlackToken,
+        &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-"],
+        r"(?:xoxb-[0-9]{10,13}-[0-9]{10,13}[A-Za-z0-9-]*|xox[pe](?:-[0-9]{10,13}){3}-[A-Za-z0-9-]{28,34}|xox[ars]-(?:\d+-)+[0-9a-zA-Z]+)",
+    ),
+    (
+        Detector::SlackWebhook,
+        &["hooks.slack.com/"],
+        r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,80}",
+    ),
+    (
+        Detector::StripeKey,
+        &["sk_live_", "rk_live_", "sk_prod_", "rk_prod_"],
+        r"[sr]k_(?:live|prod)_[A-Za-z0-9]{10,99}",
+    ),
+    (Detector::SendgridKey, &["SG."], r"SG\.[A-Za-z0-9=_.-]{66}"),
+    (Detector::GcpApiKey, &["AIza"], r"AIza[A-Za-z0-9_-]{35}"),
+    (Detector::TwilioKey, &["SK"], r"SK[0-9a-fA-F]{32}"),
+    (
+        Detector::AzureStorageKey,
+        &["AccountKey="],
+        r"AccountKey=[A-Za-z0-9+/]{86}==",
+    ),
+];
 
 impl Scanner {
-    /// A scanner with these detectors.
+    /// A scanner with these built-in detectors.
     pub fn new(detectors: &[Detector]) -> Self {
-        let mut pats: Vec<&str> = Vec::new();
-        let mut kinds = Vec::new();
-        let mut add = |d: Detector, lits: &[&'static str], re: &str| {
-            if detectors.contains(&d) {
-                for l in lits {
-                    pats.push(l);
-                    // Anchored at the literal; `regex` is linear-time.
-                    kinds.push((
-                        d,
-                        Regex::new(&format!("^(?:{re})")).unwrap_or_else(|_| never()),
-                    ));
-                }
-            }
-        };
-        add(
-            Detector::PrivateKey,
-            &["-----BEGIN "],
-            r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----",
-        );
-        add(
-            Detector::Jwt,
-            &["eyJ"],
-            r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{16,}",
-        );
-        add(
-            Detector::AwsAccessKey,
-            &["AKIA", "ASIA", "ABIA", "ACCA"],
-            r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}",
-        );
-        add(
-            Detector::GithubToken,
-            &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
-            r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})",
-        );
-        add(
-            Detector::GitlabToken,
-            &["glpat-", "glptt-", "glrt-"],
-            r"(?:glpat-[A-Za-z0-9_-]{20}|glptt-[0-9a-f]{40}|glrt-[A-Za-z0-9_-]{20})",
-        );
-        add(
-            Detector::SlackToken,
-            &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-"],
-            r"(?:xoxb-[0-9]{10,13}-[0-9]{10,13}[A-Za-z0-9-]*|xox[pe](?:-[0-9]{10,13}){3}-[A-Za-z0-9-]{28,34}|xox[ars]-(?:\d+-)+[0-9a-zA-Z]+)",
-        );
-        add(
-            Detector::SlackWebhook,
-            &["hooks.slack.com/"],
-            r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,80}",
-        );
-        add(
-            Detector::StripeKey,
-            &["sk_live_", "rk_live_", "sk_prod_", "rk_prod_"],
-            r"[sr]k_(?:live|prod)_[A-Za-z0-9]{10,99}",
-        );
-        add(Detector::SendgridKey, &["SG."], r"SG\.[A-Za-z0-9=_.-]{66}");
-        add(Detector::GcpApiKey, &["AIza"], r"AIza[A-Za-z0-9_-]{35}");
-        add(Detector::TwilioKey, &["SK"], r"SK[0-9a-fA-F]{32}");
-        let literals = AhoCorasick::new(&pats).unwrap_or_else(|_| never_ac());
-        Self {
-            enabled: detectors.to_vec(),
-            literals,
-            literal_kinds: kinds,
+        match Self::with_custom(detectors, &[]) {
+            Ok(s) => s,
+            // The built-in patterns are constants that compile.
+            Err(_) => Self::empty(),
         }
     }
 
-    /// Every detector this crate has.
+    fn empty() -> Self {
+        Self {
+            on: 0,
+            literals: None,
+            literal_kinds: Vec::new(),
+            keywords: None,
+            custom: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+
+    /// Every built-in detector.
     pub fn all() -> Self {
-        Self::new(&[
-            Detector::PaymentCard,
-            Detector::Iban,
-            Detector::UsSsn,
-            Detector::Email,
-            Detector::PrivateKey,
-            Detector::Jwt,
-            Detector::AwsAccessKey,
-            Detector::GithubToken,
-            Detector::GitlabToken,
-            Detector::SlackToken,
-            Detector::SlackWebhook,
-            Detector::StripeKey,
-            Detector::SendgridKey,
-            Detector::GcpApiKey,
-            Detector::TwilioKey,
-        ])
+        Self::new(Detector::BUILTIN)
+    }
+
+    /// A scanner with built-in and configured detectors; an error names the detector and
+    /// what is wrong with it.
+    pub fn with_custom(detectors: &[Detector], custom: &[CustomDetector]) -> Result<Self, String> {
+        let on = detectors.iter().fold(0u32, |a, d| a | d.bit());
+        let mut pats: Vec<&str> = Vec::new();
+        let mut kinds = Vec::new();
+        for (d, lits, re) in LITERAL_RULES {
+            if on & d.bit() == 0 {
+                continue;
+            }
+            // Anchored at the literal; `regex` is linear-time.
+            let re = Regex::new(&format!("^(?:{re})"))
+                .map_err(|e| format!("built-in detector {}: {e}", d.as_str()))?;
+            for l in *lits {
+                pats.push(l);
+                kinds.push(LiteralKind {
+                    detector: *d,
+                    anchor: Anchor::Regex(re.clone()),
+                });
+            }
+        }
+        if on & Detector::AzureClientSecret.bit() != 0 {
+            pats.push("Q~");
+            kinds.push(LiteralKind {
+                detector: Detector::AzureClientSecret,
+                anchor: Anchor::Azure,
+            });
+        }
+        let literals = if pats.is_empty() {
+            None
+        } else {
+            Some(AhoCorasick::new(&pats).map_err(|e| e.to_string())?)
+        };
+        let keywords = if on & Detector::GenericSecret.bit() != 0 {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .build(SECRET_KEYWORDS)
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            None
+        };
+        let mut compiled = Vec::new();
+        let mut names = Vec::new();
+        if custom.len() > usize::from(u16::MAX) {
+            return Err("too many custom detectors".into());
+        }
+        for c in custom {
+            compiled.push(compile_custom(c).map_err(|e| format!("detector {}: {e}", c.name))?);
+            names.push(c.name.clone());
+        }
+        Ok(Self {
+            on,
+            literals,
+            literal_kinds: kinds,
+            keywords,
+            custom: compiled,
+            names,
+        })
+    }
+
+    /// A detector's name: the built-in name, or a configured detector's own.
+    pub fn name(&self, d: Detector) -> &str {
+        match d {
+            Detector::Custom(i) => self
+                .names
+                .get(usize::from(i))
+                .map_or("custom", String::as_str),
+            d => d.as_str(),
+        }
+    }
+
+    /// How many configured detectors this scanner has.
+    pub fn custom_len(&self) -> usize {
+        self.custom.len()
     }
 
     /// How many bytes a stream keeps between chunks.
@@ -194,154 +476,312 @@ impl Scanner {
     }
 
     fn has(&self, d: Detector) -> bool {
-        self.enabled.contains(&d)
+        self.on & d.bit() != 0
     }
 
     /// Scans a whole buffer; `base` is the absolute offset of its first byte. Matches come
     /// sorted by start; overlapping matches keep the first (then the longest).
     pub fn scan(&self, buf: &[u8], base: u64) -> Vec<Match> {
         let mut out = Vec::new();
-        self.scan_into(buf, base, &mut out);
+        let mut resume = vec![base; self.custom.len()];
+        self.scan_into(buf, base, base + buf.len() as u64, &mut resume, &mut out);
         dedupe(out)
     }
 
-    fn scan_into(&self, buf: &[u8], base: u64, out: &mut Vec<Match>) {
-        let digits = self.has(Detector::PaymentCard)
-            || self.has(Detector::UsSsn)
-            || self.has(Detector::Iban);
-        if digits {
-            self.scan_digits(buf, base, out);
+    /// Finds every candidate in `buf` (whose first byte is at `base`). Configured regexes
+    /// resume where their previous search stopped (`resume`, updated here), and stop at the
+    /// first match starting at or after `cut`: a regex finds non-overlapping matches from
+    /// where it starts, so a streamed scan must start it exactly where a whole scan would be.
+    fn scan_into(&self, buf: &[u8], base: u64, cut: u64, resume: &mut [u64], out: &mut Vec<Match>) {
+        let push = |out: &mut Vec<Match>, s: usize, e: usize, d: Detector| {
+            out.push(Match {
+                start: base + s as u64,
+                end: base + e as u64,
+                detector: d,
+            });
+        };
+        let numeric = self.on
+            & (Detector::PaymentCard.bit()
+                | Detector::UsSsn.bit()
+                | Detector::Iban.bit()
+                | Detector::Phone.bit()
+                | Detector::IpAddress.bit())
+            != 0;
+        if numeric {
+            self.scan_numbers(buf, base, out);
         }
         if self.has(Detector::Email) {
             for at in memchr::memchr_iter(b'@', buf) {
                 if let Some((s, e)) = email_at(buf, at) {
-                    out.push(Match {
-                        start: base + s as u64,
-                        end: base + e as u64,
-                        detector: Detector::Email,
-                    });
+                    push(out, s, e, Detector::Email);
                 }
             }
         }
-        if !self.literal_kinds.is_empty() {
-            for m in self.literals.find_overlapping_iter(buf) {
-                let (d, re) = &self.literal_kinds[m.pattern().as_usize()];
-                let s = m.start();
-                if s > 0 && is_word(buf[s - 1]) && *d != Detector::PrivateKey {
+        if self.has(Detector::IpAddress) {
+            let mut skip_to = 0;
+            for c in memchr::memchr_iter(b':', buf) {
+                if c < skip_to {
                     continue;
                 }
-                if let Some(found) = re.find(&buf[s..]) {
-                    let mut e = s + found.end();
-                    if *d == Detector::PrivateKey {
-                        match private_key_body(buf, e) {
-                            Some(end) => e = end,
-                            None => continue,
+                // A cheap look around first: an address has a hex digit or a colon on a side.
+                let hexish =
+                    |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_hexdigit() || *b == b':');
+                if !(hexish(buf.get(c + 1)) || (c > 0 && hexish(buf.get(c - 1)))) {
+                    continue;
+                }
+                if let Some((s, e)) = ipv6_around(buf, c) {
+                    push(out, s, e, Detector::IpAddress);
+                    skip_to = e;
+                }
+            }
+        }
+        if let Some(ac) = &self.literals {
+            for m in ac.find_overlapping_iter(buf) {
+                let kind = &self.literal_kinds[m.pattern().as_usize()];
+                let s = m.start();
+                let d = kind.detector;
+                match &kind.anchor {
+                    Anchor::Azure => {
+                        if let Some((s, e)) = azure_client_secret(buf, s) {
+                            push(out, s, e, d);
                         }
-                    } else if !plausible_secret(*d, &buf[s..e]) {
-                        continue;
                     }
-                    if *d != Detector::PrivateKey && buf.get(e).is_some_and(|b| is_word(*b)) {
-                        continue;
+                    Anchor::Regex(re) => {
+                        if s > 0 && is_word(buf[s - 1]) && d != Detector::PrivateKey {
+                            continue;
+                        }
+                        let Some(found) = re.find(&buf[s..]) else {
+                            continue;
+                        };
+                        let mut e = s + found.end();
+                        if d == Detector::PrivateKey {
+                            match private_key_body(buf, e, MAX_MATCH - 128) {
+                                Some(end) => e = end,
+                                None => continue,
+                            }
+                        } else if !plausible_secret(d, &buf[s..e])
+                            || buf.get(e).is_some_and(|b| is_word(*b))
+                        {
+                            continue;
+                        }
+                        push(out, s, e, d);
                     }
-                    out.push(Match {
-                        start: base + s as u64,
-                        end: base + e as u64,
-                        detector: *d,
-                    });
+                }
+            }
+        }
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_overlapping_iter(buf) {
+                if let Some((s, e)) = generic_secret(buf, m.start()) {
+                    push(out, s, e, Detector::GenericSecret);
+                }
+            }
+        }
+        for (i, c) in self.custom.iter().enumerate() {
+            let d = Detector::Custom(i as u16);
+            match c {
+                Custom::Terms { ac } => {
+                    for m in ac.find_overlapping_iter(buf) {
+                        let (s, e) = (m.start(), m.end());
+                        let bounded = (s == 0 || !is_word(buf[s - 1]) || !is_word(buf[s]))
+                            && (e == buf.len() || !is_word(buf[e]) || !is_word(buf[e - 1]));
+                        if bounded {
+                            push(out, s, e, d);
+                        }
+                    }
+                }
+                Custom::Regex {
+                    re,
+                    groups,
+                    keywords,
+                    validator,
+                    min_entropy,
+                } => {
+                    let from = resume[i].max(base);
+                    let mut pos = (from - base) as usize;
+                    let mut last_end = from;
+                    // Where the next step resumes: after the last match taken, or at a match
+                    // whose reported part starts at or after the cut (taken next time).
+                    let mut next = None;
+                    while pos <= buf.len() {
+                        let Some(m) = re.find_at(buf, pos) else {
+                            break;
+                        };
+                        if base + m.start() as u64 >= cut {
+                            break;
+                        }
+                        let (s, e) = if *groups {
+                            match re
+                                .captures_at(buf, m.start())
+                                .and_then(|c| c.get(1))
+                                .filter(|g| g.start() >= m.start())
+                            {
+                                Some(g) => (g.start(), g.end()),
+                                None => (m.start(), m.start()),
+                            }
+                        } else {
+                            (m.start(), m.end())
+                        };
+                        if base + s as u64 >= cut {
+                            next = Some(base + m.start() as u64);
+                            break;
+                        }
+                        last_end = base + m.end() as u64;
+                        pos = if m.end() == m.start() {
+                            m.end() + 1
+                        } else {
+                            m.end()
+                        };
+                        if e == s || e - s > MAX_MATCH || m.end() - m.start() > MAX_MATCH {
+                            continue;
+                        }
+                        let text = &buf[s..e];
+                        if !validator.check(text)
+                            || min_entropy
+                                .is_some_and(|min| crate::validate::shannon_entropy(text) < min)
+                        {
+                            continue;
+                        }
+                        if let Some(k) = keywords {
+                            let from = m.start().saturating_sub(64);
+                            if k.find(&buf[from..m.end()]).is_none() {
+                                continue;
+                            }
+                        }
+                        push(out, s, e, d);
+                    }
+                    resume[i] = next.unwrap_or(last_end.max(cut));
                 }
             }
         }
     }
 
-    /// Digit groups: payment cards (12 to 19 digits, single spaces or dashes between groups),
-    /// US SSNs (`ddd-dd-dddd`), and IBANs (two letters before the check digits).
-    fn scan_digits(&self, buf: &[u8], base: u64, out: &mut Vec<Match>) {
+    /// Digit runs: payment cards, US SSNs, phone numbers, IPv4 addresses, and IBANs (two
+    /// letters before the check digits). Most runs in an API body are short numbers followed
+    /// by a comma or a quote: those are passed over after one look at the next byte.
+    fn scan_numbers(&self, buf: &[u8], base: u64, out: &mut Vec<Match>) {
         let n = buf.len();
+        let cards = self.has(Detector::PaymentCard) || self.has(Detector::UsSsn);
+        let phone = self.has(Detector::Phone);
+        let ip = self.has(Detector::IpAddress);
+        let iban = self.has(Detector::Iban);
+        let push = |out: &mut Vec<Match>, s: usize, e: usize, d: Detector| {
+            out.push(Match {
+                start: base + s as u64,
+                end: base + e as u64,
+                detector: d,
+            });
+        };
         let mut i = 0;
-        while i < n {
-            if !buf[i].is_ascii_digit() {
-                i += 1;
-                continue;
+        while let Some(s) = next_digit(buf, i) {
+            let mut r = s + 1;
+            while r < n && buf[r].is_ascii_digit() {
+                r += 1;
             }
-            // A run of digits with single separators.
-            let start = i;
-            // Not inside a number (digits, a decimal point, or a separator after a digit).
-            let inside = start > 0
-                && (buf[start - 1].is_ascii_digit()
-                    || buf[start - 1] == b'.'
-                    || (start > 1
-                        && (buf[start - 1] == b' ' || buf[start - 1] == b'-')
-                        && buf[start - 2].is_ascii_digit()));
-            if inside {
-                i += 1;
-                continue;
-            }
-            let mut j = i;
-            let mut digits: Vec<u8> = Vec::with_capacity(19);
-            let mut seps: Vec<usize> = Vec::new();
-            let mut sep_kind = 0u8;
-            while j < n {
-                let b = buf[j];
-                if b.is_ascii_digit() {
-                    digits.push(b);
-                    j += 1;
-                    if digits.len() > 19 {
-                        break;
+            let next = buf.get(r).copied();
+            let structural = matches!(next, Some(b' ' | b'-' | b'.' | b')'));
+            // After a decimal point nothing starts (every numeric detector refuses it).
+            let after_point = s > 0 && buf[s - 1] == b'.';
+            if !after_point && (r - s >= 9 || structural) {
+                if cards {
+                    let (card, ssn) = card_or_ssn(buf, s);
+                    if let Some(e) = card.filter(|_| self.has(Detector::PaymentCard)) {
+                        push(out, s, e, Detector::PaymentCard);
                     }
-                } else if (b == b' ' || b == b'-')
-                    && j + 1 < n
-                    && buf[j + 1].is_ascii_digit()
-                    && (sep_kind == 0 || sep_kind == b)
-                {
-                    sep_kind = b;
-                    seps.push(digits.len());
-                    j += 1;
-                } else {
-                    break;
+                    if let Some(e) = ssn.filter(|_| self.has(Detector::UsSsn)) {
+                        push(out, s, e, Detector::UsSsn);
+                    }
+                }
+                if phone {
+                    if let Some((ps, pe)) = phone_at(buf, s) {
+                        push(out, ps, pe, Detector::Phone);
+                    }
+                }
+                if ip && next == Some(b'.') && r - s <= 3 {
+                    if let Some(e) = ipv4_at(buf, s) {
+                        push(out, s, e, Detector::IpAddress);
+                    }
                 }
             }
-            let end = j;
-            // Not followed by more of a word or a decimal part (a full stop is fine).
-            let clean_end = end >= n
-                || !(buf[end].is_ascii_alphanumeric()
-                    || (buf[end] == b'.' && buf.get(end + 1).is_some_and(u8::is_ascii_digit)));
-            if clean_end && digits.len() <= 19 {
-                if self.has(Detector::PaymentCard) && card_network(&digits).is_some() {
-                    out.push(Match {
-                        start: base + start as u64,
-                        end: base + end as u64,
-                        detector: Detector::PaymentCard,
-                    });
-                }
-                if self.has(Detector::UsSsn)
-                    && digits.len() == 9
-                    && seps == [3, 5]
-                    && us_ssn_valid(&digits)
-                {
-                    out.push(Match {
-                        start: base + start as u64,
-                        end: base + end as u64,
-                        detector: Detector::UsSsn,
-                    });
+            if iban && s >= 2 && buf[s - 1].is_ascii_alphabetic() {
+                if let Some(e) = iban_at(buf, s - 2) {
+                    push(out, s - 2, e, Detector::Iban);
                 }
             }
-            if self.has(Detector::Iban) && start >= 2 {
-                if let Some(e) = iban_at(buf, start - 2) {
-                    out.push(Match {
-                        start: base + (start - 2) as u64,
-                        end: base + e as u64,
-                        detector: Detector::Iban,
-                    });
-                }
+            i = r;
+        }
+    }
+}
+
+fn compile_custom(c: &CustomDetector) -> Result<Custom, String> {
+    if c.name.is_empty() {
+        return Err("a detector needs a name".into());
+    }
+    match &c.rule {
+        CustomRule::Regex {
+            pattern,
+            keywords,
+            validator,
+            min_entropy,
+        } => {
+            let re = regex::bytes::RegexBuilder::new(pattern)
+                .size_limit(1 << 22)
+                .build()
+                .map_err(|e| format!("invalid regex: {e}"))?;
+            if re.is_match(b"") {
+                return Err("the regex matches the empty string".into());
             }
-            i = end.max(i + 1);
+            let keywords = if keywords.is_empty() {
+                None
+            } else {
+                if keywords.iter().any(String::is_empty) {
+                    return Err("an empty keyword".into());
+                }
+                Some(
+                    AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(true)
+                        .build(keywords)
+                        .map_err(|e| e.to_string())?,
+                )
+            };
+            Ok(Custom::Regex {
+                groups: re.captures_len() > 1,
+                re,
+                keywords,
+                validator: *validator,
+                min_entropy: *min_entropy,
+            })
+        }
+        CustomRule::Terms {
+            terms,
+            case_insensitive,
+        } => {
+            if terms.is_empty() {
+                return Err("no terms".into());
+            }
+            if let Some(t) = terms.iter().find(|t| t.is_empty() || t.len() > MAX_MATCH) {
+                return Err(format!(
+                    "a term is empty or longer than {MAX_MATCH} bytes: {:?}",
+                    t.chars().take(40).collect::<String>()
+                ));
+            }
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(*case_insensitive)
+                .match_kind(MatchKind::Standard)
+                .build(terms)
+                .map_err(|e| e.to_string())?;
+            Ok(Custom::Terms { ac })
         }
     }
 }
 
 /// Sorts candidates and keeps, of overlapping ones, the first (then the longest).
 fn dedupe(mut out: Vec<Match>) -> Vec<Match> {
-    out.sort();
+    out.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(a.detector.cmp(&b.detector))
+    });
     let mut kept: Vec<Match> = Vec::with_capacity(out.len());
     for m in out {
         match kept.last() {
@@ -350,44 +790,6 @@ fn dedupe(mut out: Vec<Match>) -> Vec<Match> {
         }
     }
     kept
-}
-
-/// After a private key header: at least 64 base64 characters of body (after optional
-/// `Name: value` header lines), and up to the matching `-----END …-----` line when it comes
-/// within reach. Returns where the match ends.
-fn private_key_body(buf: &[u8], mut i: usize) -> Option<usize> {
-    let limit = (i + MAX_MATCH - 128).min(buf.len());
-    let mut base64 = 0usize;
-    let mut last = i;
-    while i < limit {
-        let b = buf[i];
-        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
-            base64 += 1;
-            i += 1;
-            last = i;
-        } else if b == b'\n' || b == b'\r' || b == b' ' || b == b'\t' {
-            i += 1;
-        } else if b == b':' && base64 < 64 {
-            // A header line of an armored block (`Version: …`, `Proc-Type: …`): skip it.
-            base64 = 0;
-            while i < limit && buf[i] != b'\n' {
-                i += 1;
-            }
-        } else {
-            break;
-        }
-    }
-    if base64 < 64 {
-        return None;
-    }
-    if buf[i..].starts_with(b"-----END ") {
-        if let Some(close) =
-            memchr::memmem::find(&buf[i + 9..limit.max(i + 9).min(buf.len())], b"-----")
-        {
-            return Some(i + 9 + close + 5);
-        }
-    }
-    Some(last)
 }
 
 /// A token's random part must look random: not a placeholder (`xxxx`), not the AWS
@@ -400,7 +802,7 @@ fn plausible_secret(d: Detector, text: &[u8]) -> bool {
             }
             &text[4..]
         }
-        Detector::Jwt | Detector::PrivateKey => return true,
+        Detector::Jwt | Detector::PrivateKey | Detector::AzureStorageKey => return true,
         _ => {
             let cut = text
                 .iter()
@@ -410,61 +812,6 @@ fn plausible_secret(d: Detector, text: &[u8]) -> bool {
         }
     };
     crate::validate::shannon_entropy(body) >= 3.0
-}
-
-/// An IBAN starting at `s` (the country code): the longest prefix, compact or in groups of
-/// four, that validates.
-fn iban_at(buf: &[u8], s: usize) -> Option<usize> {
-    if !buf[s].is_ascii_alphabetic() || !buf[s + 1].is_ascii_alphabetic() {
-        return None;
-    }
-    if s > 0 && buf[s - 1].is_ascii_alphanumeric() {
-        return None;
-    }
-    let mut e = s;
-    let mut best = None;
-    let limit = (s + 42).min(buf.len());
-    while e < limit && (buf[e].is_ascii_alphanumeric() || buf[e] == b' ') {
-        e += 1;
-        let at_boundary = e >= buf.len() || !buf[e].is_ascii_alphanumeric();
-        if at_boundary && buf[e - 1] != b' ' && iban_valid(&buf[s..e]) {
-            best = Some(e);
-        }
-    }
-    best
-}
-
-/// An e-mail address around the `@` at `at`: a local part of letters, digits and `.!#$%&'*+/=?^_{|}~-`,
-/// a domain of labels with a dot and a letter-only top-level label.
-fn email_at(buf: &[u8], at: usize) -> Option<(usize, usize)> {
-    let local = |b: u8| b.is_ascii_alphanumeric() || b"._%+-!#$&'*/=?^{|}~".contains(&b);
-    let mut s = at;
-    while s > 0 && local(buf[s - 1]) && at - s < 64 {
-        s -= 1;
-    }
-    while s < at && buf[s] == b'.' {
-        s += 1;
-    }
-    if s == at {
-        return None;
-    }
-    let mut e = at + 1;
-    while e < buf.len()
-        && (buf[e].is_ascii_alphanumeric() || buf[e] == b'-' || buf[e] == b'.')
-        && e - at < 255
-    {
-        e += 1;
-    }
-    while e > at + 1 && (buf[e - 1] == b'.' || buf[e - 1] == b'-') {
-        e -= 1;
-    }
-    let domain = &buf[at + 1..e];
-    let dot = domain.iter().rposition(|b| *b == b'.')?;
-    let tld = &domain[dot + 1..];
-    if dot == 0 || tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) {
-        return None;
-    }
-    Some((s, e))
 }
 
 /// Replaces a match's bytes with `*`, keeping its length (and so `Content-Length`); separators
@@ -497,6 +844,8 @@ pub struct Stream<'s> {
     /// Reported matches not yet wholly released, to mask as their bytes go (the buffer keeps
     /// the original bytes, so that masking never changes what later scans see).
     pending: Vec<Match>,
+    /// Where each configured regex resumes its search (absolute).
+    resume: Vec<u64>,
 }
 
 impl<'s> Stream<'s> {
@@ -509,6 +858,7 @@ impl<'s> Stream<'s> {
             released: 0,
             done: 0,
             pending: Vec::new(),
+            resume: vec![0; scanner.custom.len()],
         }
     }
 
@@ -543,8 +893,13 @@ impl<'s> Stream<'s> {
         // overlaps are resolved, so that a match reported earlier (no longer in the buffer)
         // shadows exactly what it shadows in a whole-body scan.
         let mut candidates = Vec::new();
-        self.scanner
-            .scan_into(&self.buf, self.base, &mut candidates);
+        self.scanner.scan_into(
+            &self.buf,
+            self.base,
+            cut_abs,
+            &mut self.resume,
+            &mut candidates,
+        );
         candidates.retain(|m| m.start >= done);
         let found: Vec<Match> = dedupe(candidates)
             .into_iter()
@@ -578,29 +933,21 @@ impl<'s> Stream<'s> {
         }
         self.pending.retain(|m| m.end > out_end);
         self.released = self.base + done_rel as u64;
-        // Context stays for the next scan: boundary checks look one or two bytes back, and an
-        // e-mail's local part up to 64.
-        let drop = done_rel.saturating_sub(CONTEXT);
+        // Context stays for the next scan: boundary checks look one or two bytes back, an
+        // e-mail's local part up to 64, a secret's name before its value up to about 90.
+        // A configured regex resumes its search where it stopped, with the same context.
+        let resume_rel = self
+            .resume
+            .iter()
+            .map(|r| r.saturating_sub(self.base) as usize)
+            .min()
+            .unwrap_or(usize::MAX);
+        let drop = done_rel
+            .min(resume_rel)
+            .saturating_sub(CONTEXT)
+            .min(self.buf.len());
         self.buf.drain(..drop);
         self.base += drop as u64;
         (found, out)
     }
-}
-
-#[cold]
-fn never() -> Regex {
-    // The patterns above are constants that compile; a regex that matches nothing stands in.
-    Regex::new("[^\\x00-\\xff]").unwrap_or_else(|_| unreachable_regex())
-}
-
-#[cold]
-#[allow(clippy::panic)]
-fn unreachable_regex() -> Regex {
-    panic!("the empty-class regex compiles")
-}
-
-#[cold]
-#[allow(clippy::panic)]
-fn never_ac() -> AhoCorasick {
-    panic!("the detectors' literals build an automaton")
 }

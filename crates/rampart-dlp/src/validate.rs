@@ -19,6 +19,8 @@ pub enum CardNetwork {
     UnionPay,
     /// Maestro: 50, 56–58, 6 (outside the others), 12 to 19 digits.
     Maestro,
+    /// UATP (airline cards): 1, 15 digits.
+    Uatp,
 }
 
 impl CardNetwork {
@@ -33,6 +35,7 @@ impl CardNetwork {
             Self::Diners => "diners",
             Self::UnionPay => "unionpay",
             Self::Maestro => "maestro",
+            Self::Uatp => "uatp",
         }
     }
 }
@@ -98,6 +101,8 @@ pub fn card_network(digits: &[u8]) -> Option<CardNetwork> {
         CardNetwork::UnionPay
     } else if p2 == 50 || (56..=58).contains(&p2) || p1 == 6 {
         CardNetwork::Maestro
+    } else if p1 == 1 {
+        CardNetwork::Uatp
     } else {
         return None;
     };
@@ -110,6 +115,7 @@ pub fn card_network(digits: &[u8]) -> Option<CardNetwork> {
         }
         CardNetwork::Diners => (14..=19).contains(&len),
         CardNetwork::Maestro => (12..=19).contains(&len),
+        CardNetwork::Uatp => len == 15,
     };
     ok.then_some(network)
 }
