@@ -57,6 +57,9 @@ pub struct ConfigFile {
     /// Request-level DDoS protection: automatic bans, load shedding, adaptive rates.
     #[serde(default)]
     pub ddos: rampart_stages::ddos::DdosConfig,
+    /// Data loss prevention for every API (an API's own `dlp:` replaces it).
+    #[serde(default)]
+    pub dlp: Option<rampart_stages::dlp::DlpConfig>,
     /// Where shared state (rate-limit counts) lives.
     #[serde(default)]
     pub state: StateConfig,
@@ -308,6 +311,10 @@ pub struct ApiConfig {
     /// responses monitored).
     #[serde(default)]
     pub schema: Option<rampart_stages::schema::SchemaConfig>,
+    /// Data loss prevention for this API, replacing the global section (`enabled: false`
+    /// turns it off here).
+    #[serde(default)]
+    pub dlp: Option<rampart_stages::dlp::DlpConfig>,
 }
 
 /// Request body buffering for inspection.

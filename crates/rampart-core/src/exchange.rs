@@ -199,6 +199,8 @@ pub enum FindingAction {
     WouldBlock,
     /// Recorded only (a log action, a fail-open error).
     Log,
+    /// The data was let through with the sensitive part masked.
+    Mask,
 }
 
 impl FindingAction {
@@ -208,6 +210,7 @@ impl FindingAction {
             Self::Block => "block",
             Self::WouldBlock => "would_block",
             Self::Log => "log",
+            Self::Mask => "mask",
         }
     }
 }

@@ -30,5 +30,7 @@ pub use exchange::{
     TlsInfo,
 };
 pub use iptable::{Cidr, IpTable};
-pub use pipeline::{Pipeline, Slot, Verdict};
-pub use stage::{BoxFuture, Outcome, Phase, Phases, Stage, StageError, StageId};
+pub use pipeline::{Filters, Pipeline, Slot, Verdict};
+pub use stage::{
+    BodyFilter, BoxFuture, FilterRefusal, Outcome, Phase, Phases, Stage, StageError, StageId,
+};

@@ -5,10 +5,23 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::stage::{BodyFilter, FilterRefusal};
 use crate::{
     Block, Decision, Enforcement, Exchange, Finding, FindingAction, OnError, Outcome, Phases,
     Reason, Stage, StageId,
 };
+
+/// The filters over one response body, each with its slot (see
+/// [`Pipeline::response_body_filters`]).
+#[derive(Debug, Default)]
+pub struct Filters(Vec<(usize, Box<dyn BodyFilter>)>);
+
+impl Filters {
+    /// True when no stage filters the body.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// A stage with the policy the driver applies to its outcome.
 #[derive(Clone, Debug)]
@@ -114,16 +127,75 @@ impl Pipeline {
         })
     }
 
-    /// Runs the response-body hooks on one chunk.
-    pub fn response_body(
+    /// Asks each response-body stage for a filter over the body about to stream (see
+    /// [`Stage::response_body_filter`]). A block stops here: the response must not be sent.
+    pub fn response_body_filters(
         &self,
+        rsp: &mut http::response::Parts,
+        whole_seen: bool,
+        x: &mut Exchange,
+    ) -> Result<Filters, Block> {
+        let mut filters = Vec::new();
+        if !self.needs_response_body() {
+            return Ok(Filters(filters));
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            let stage = slot.stage.as_ref();
+            if !stage.phases().contains(Phases::RESPONSE_BODY) || x.skips_stage(stage.id()) {
+                continue;
+            }
+            let outcome = match stage.response_body_filter(rsp, whole_seen, x) {
+                Ok(Some(f)) => {
+                    filters.push((i, f));
+                    continue;
+                }
+                Ok(None) => continue,
+                Err(FilterRefusal::Error(e)) => Err(e),
+                Err(FilterRefusal::Block(b)) => Ok(Decision::Block(b)),
+            };
+            if let Verdict::Block(b) = apply(slot, outcome, x) {
+                return Err(b);
+            }
+        }
+        Ok(Filters(filters))
+    }
+
+    /// Runs a chunk through the filters, in order; a block means the stream must be cut.
+    pub fn filter_chunk(
+        &self,
+        filters: &mut Filters,
         chunk: &mut Bytes,
-        end_of_stream: bool,
         x: &mut Exchange,
     ) -> Verdict {
-        self.run(Phases::RESPONSE_BODY, x, |stage, x| {
-            stage.on_response_body(chunk, end_of_stream, x)
-        })
+        for (i, f) in &mut filters.0 {
+            let outcome = f.chunk(chunk, x);
+            if let Verdict::Block(b) = apply(&self.slots[*i], outcome, x) {
+                return Verdict::Block(b);
+            }
+        }
+        Verdict::Forward
+    }
+
+    /// Ends the body: what the earlier filters release at the end is one more chunk for the
+    /// later ones, before their own end. Returns what is left to send.
+    pub fn filter_finish(&self, filters: &mut Filters, x: &mut Exchange) -> Result<Bytes, Block> {
+        let mut out = bytes::BytesMut::new();
+        for (i, f) in &mut filters.0 {
+            let slot = &self.slots[*i];
+            let mut carried = out.split().freeze();
+            if !carried.is_empty() {
+                if let Verdict::Block(b) = apply(slot, f.chunk(&mut carried, x), x) {
+                    return Err(b);
+                }
+            }
+            let mut tail = Bytes::new();
+            if let Verdict::Block(b) = apply(slot, f.finish(&mut tail, x), x) {
+                return Err(b);
+            }
+            out.extend_from_slice(&carried);
+            out.extend_from_slice(&tail);
+        }
+        Ok(out.freeze())
     }
 
     /// Returns the most response-body bytes some stage wants to see whole before the client
@@ -144,7 +216,7 @@ impl Pipeline {
     /// Runs the whole-body hooks of the stages that asked for the body, on the held body.
     pub fn response_body_whole(
         &self,
-        rsp: &http::response::Parts,
+        rsp: &mut http::response::Parts,
         body: &mut Bytes,
         x: &mut Exchange,
     ) -> Verdict {

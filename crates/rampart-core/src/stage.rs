@@ -153,15 +153,21 @@ pub trait Stage: Send + Sync + fmt::Debug {
         Ok(Decision::Continue)
     }
 
-    /// Called for each chunk of the response body as it streams, and once more with an empty
-    /// chunk and `end_of_stream` set. The chunk is not the whole body. Default: continue.
-    fn on_response_body(
+    /// Called once the response head has been judged and the body is about to stream to the
+    /// client: returns a filter that sees every chunk of the body in order (and may rewrite
+    /// it, or hold bytes back and release them later), or `None`. `whole_seen` is true when
+    /// this stage's [`Stage::on_response_body_whole`] already saw the whole body, and false
+    /// when the body streams without it (no limit asked, or a body over the limit). May fix
+    /// the response head for what the filter will send (a decoded body loses its
+    /// `Content-Encoding`). An error or a block is applied like any outcome; in monitor mode
+    /// the body streams without the filter. Default: none.
+    fn response_body_filter(
         &self,
-        _chunk: &mut Bytes,
-        _end_of_stream: bool,
+        _rsp: &mut http::response::Parts,
+        _whole_seen: bool,
         _x: &mut Exchange,
-    ) -> Outcome {
-        Ok(Decision::Continue)
+    ) -> Result<Option<Box<dyn BodyFilter>>, FilterRefusal> {
+        Ok(None)
     }
 
     /// Called once the response head has been judged: returns the most bytes of the response
@@ -174,11 +180,12 @@ pub trait Stage: Send + Sync + fmt::Debug {
     }
 
     /// Called with the whole response body when this stage's [`Stage::response_body_limit`]
-    /// asked for it and the body fitted. May rewrite it (the proxy fixes `Content-Length`).
+    /// asked for it and the body fitted. May rewrite it (the proxy fixes `Content-Length`) and
+    /// the response head (a decoded body loses its `Content-Encoding`).
     /// A block replaces the response. Default: continue.
     fn on_response_body_whole(
         &self,
-        _rsp: &http::response::Parts,
+        _rsp: &mut http::response::Parts,
         _body: &mut Bytes,
         _x: &mut Exchange,
     ) -> Outcome {
@@ -187,4 +194,28 @@ pub trait Stage: Send + Sync + fmt::Debug {
 
     /// Called once when the exchange is over, blocked or not. Cannot change anything.
     fn on_complete(&self, _x: &Exchange) {}
+}
+
+/// Why a stage refused to stream a response body: an error it could not decide through, or a
+/// block (a body it must see whole and could not).
+#[derive(Debug)]
+pub enum FilterRefusal {
+    /// Applied with the stage's `on_error`.
+    Error(StageError),
+    /// Applied with the stage's enforcement.
+    Block(crate::Block),
+}
+
+/// A stage's view of one response body as it streams: every chunk in order, then the end.
+///
+/// A filter may pass a chunk on unchanged, rewrite it, or hold bytes back and release them
+/// with a later chunk or at the end (a scanner that needs to see what follows a match); the
+/// proxy sends what each call leaves in `chunk` or `tail`. A block cuts the stream: the head
+/// has been sent, so the client gets a truncated body and the connection is closed.
+pub trait BodyFilter: Send + fmt::Debug {
+    /// One chunk of the body; on return `chunk` holds what may be sent now.
+    fn chunk(&mut self, chunk: &mut Bytes, x: &mut Exchange) -> Outcome;
+
+    /// The end of the body; on return `tail` holds what is left to send.
+    fn finish(&mut self, tail: &mut Bytes, x: &mut Exchange) -> Outcome;
 }

@@ -7,6 +7,8 @@
 //! validators and the redaction of samples.
 
 #[doc(hidden)]
+#[doc(hidden)]
+pub mod bench_data;
 mod detect;
 pub mod fuzzing;
 pub mod scan;

@@ -7,6 +7,10 @@
 //! once, in order, with absolute offsets: scanning a body in any chunking gives exactly the
 //! matches of scanning it whole, with memory bounded by the overlap.
 
+use std::collections::HashSet;
+use std::ops::Deref;
+use std::sync::Arc;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 
@@ -309,6 +313,7 @@ pub struct Scanner {
     keywords: Option<AhoCorasick>,
     custom: Vec<Custom>,
     names: Vec<String>,
+    allowed: HashSet<Vec<u8>>,
 }
 
 /// The names of secrets the generic detector starts from (any case).
@@ -384,7 +389,15 @@ impl Scanner {
             keywords: None,
             custom: Vec::new(),
             names: Vec::new(),
+            allowed: HashSet::new(),
         }
+    }
+
+    /// Values never reported, whatever finds them (a public key shipped in every copy of an
+    /// app, a documented test card).
+    pub fn allow_values<I: IntoIterator<Item = Vec<u8>>>(mut self, values: I) -> Self {
+        self.allowed.extend(values);
+        self
     }
 
     /// Every built-in detector.
@@ -451,6 +464,7 @@ impl Scanner {
             keywords,
             custom: compiled,
             names,
+            allowed: HashSet::new(),
         })
     }
 
@@ -463,6 +477,15 @@ impl Scanner {
                 .map_or("custom", String::as_str),
             d => d.as_str(),
         }
+    }
+
+    /// The built-in detectors this scanner runs.
+    pub fn detectors(&self) -> Vec<Detector> {
+        Detector::BUILTIN
+            .iter()
+            .copied()
+            .filter(|d| self.has(*d))
+            .collect()
     }
 
     /// How many configured detectors this scanner has.
@@ -653,6 +676,12 @@ impl Scanner {
                 }
             }
         }
+        if !self.allowed.is_empty() {
+            out.retain(|m| {
+                let (s, e) = ((m.start - base) as usize, (m.end - base) as usize);
+                m.start < base || !self.allowed.contains(&buf[s..e.min(buf.len())])
+            });
+        }
     }
 
     /// Digit runs: payment cards, US SSNs, phone numbers, IPv4 addresses, and IBANs (two
@@ -829,10 +858,15 @@ pub fn mask(buf: &mut [u8], start: usize, end: usize, detector: Detector) {
     }
 }
 
-/// A scan in progress over a body that arrives in chunks.
-#[derive(Debug)]
-pub struct Stream<'s> {
-    scanner: &'s Scanner,
+/// Which matches a stream masks.
+pub type MaskPredicate = Arc<dyn Fn(Detector) -> bool + Send + Sync>;
+
+/// A scan in progress over a body that arrives in chunks. `S` is how the scanner is held (a
+/// reference, or an `Arc` for a stream that must own it).
+pub struct Stream<S: Deref<Target = Scanner>> {
+    scanner: S,
+    /// Which matches are masked when masking (all when absent).
+    mask_only: Option<MaskPredicate>,
     /// Bytes not released yet, after up to `CONTEXT` bytes already released.
     buf: Vec<u8>,
     /// The absolute offset of `buf[0]`.
@@ -846,20 +880,52 @@ pub struct Stream<'s> {
     pending: Vec<Match>,
     /// Where each configured regex resumes its search (absolute).
     resume: Vec<u64>,
+    /// The text of the matches the last call returned (each cut to 256 bytes).
+    texts: Vec<Vec<u8>>,
 }
 
-impl<'s> Stream<'s> {
+impl<S: Deref<Target = Scanner>> std::fmt::Debug for Stream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("held", &self.buf.len())
+            .field("base", &self.base)
+            .field("released", &self.released)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Deref<Target = Scanner>> Stream<S> {
     /// Starts a stream.
-    pub fn new(scanner: &'s Scanner) -> Self {
+    pub fn new(scanner: S) -> Self {
+        let customs = scanner.custom.len();
         Self {
             scanner,
+            mask_only: None,
             buf: Vec::new(),
             base: 0,
             released: 0,
             done: 0,
             pending: Vec::new(),
-            resume: vec![0; scanner.custom.len()],
+            resume: vec![0; customs],
+            texts: Vec::new(),
         }
+    }
+
+    /// Masks only the matches of detectors for which `which` is true (by default, all).
+    pub fn mask_only(mut self, which: MaskPredicate) -> Self {
+        self.mask_only = Some(which);
+        self
+    }
+
+    /// The text of each match the last call returned, in order (at most 256 bytes of each):
+    /// for a redacted sample in an event.
+    pub fn last_texts(&self) -> &[Vec<u8>] {
+        &self.texts
+    }
+
+    /// Bytes passed on so far.
+    pub fn released(&self) -> u64 {
+        self.released
     }
 
     /// Feeds a chunk; returns the matches now known whole and the bytes that can be passed on
@@ -905,12 +971,28 @@ impl<'s> Stream<'s> {
             .into_iter()
             .filter(|m| m.start < cut_abs)
             .collect();
+        self.texts = found
+            .iter()
+            .map(|m| {
+                let s = (m.start - self.base) as usize;
+                let e = ((m.end - self.base) as usize)
+                    .min(s + 256)
+                    .min(self.buf.len());
+                self.buf[s.min(e)..e].to_vec()
+            })
+            .collect();
         let mut new_done = self.done.max(cut_abs);
         for m in &found {
             new_done = new_done.max(m.end);
         }
         if mask_matches {
-            self.pending.extend(found.iter().copied());
+            let only = self.mask_only.as_ref();
+            self.pending.extend(
+                found
+                    .iter()
+                    .filter(|m| only.is_none_or(|f| f(m.detector)))
+                    .copied(),
+            );
         }
         self.done = new_done;
         // No match still to come starts before `done`, so what lies before it is final.

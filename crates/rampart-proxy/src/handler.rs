@@ -19,8 +19,8 @@ use hyper::body::Incoming;
 use rampart_config::{Api, Listener};
 use rampart_core::iptable::canonical;
 use rampart_core::{
-    Block, Exchange, Finding, FindingAction, Peer, Reason, RouteInfo, SecurityEvent, StageId,
-    TlsInfo, Verdict,
+    Block, Exchange, Filters, Finding, FindingAction, Peer, Reason, RouteInfo, SecurityEvent,
+    StageId, TlsInfo, Verdict,
 };
 
 use crate::body::{BodyFlags, BoxError, InboundBody, ProxyBody};
@@ -429,6 +429,7 @@ async fn handle_inner(
     } else {
         api.pipeline.response_body_limit(&rparts, &fin.x)
     };
+    let mut whole_seen = false;
     let inner = match limit {
         None => Inner::Upstream(rbody),
         Some(max) => {
@@ -446,14 +447,15 @@ async fn handle_inner(
                         p.checkin(i, c);
                     }
                     fin.x.timings.now_ms = shared.clock.now_ms();
-                    if let Verdict::Block(b) = api
-                        .pipeline
-                        .response_body_whole(&rparts, &mut bytes, &mut fin.x)
+                    if let Verdict::Block(b) =
+                        api.pipeline
+                            .response_body_whole(&mut rparts, &mut bytes, &mut fin.x)
                     {
                         return fin.respond(&b, &rid_header);
                     }
                     rparts.headers.remove(header::TRANSFER_ENCODING);
                     fix_length(&mut rparts.headers, bytes.len());
+                    whole_seen = true;
                     Inner::Held(Some(bytes), None)
                 }
                 Ok(Ok(Held::Prefix(bytes))) => {
@@ -478,7 +480,20 @@ async fn handle_inner(
             }
         }
     };
-    let tracked = TrackedBody::new(inner, fin, inspect, upstream);
+    // Stages that read the body as it streams (DLP masking) set their filters now; one may
+    // still refuse the response (a body it had to see whole and could not).
+    let filters = if switching || !inspect || parts.method == Method::HEAD {
+        Filters::default()
+    } else {
+        match api
+            .pipeline
+            .response_body_filters(&mut rparts, whole_seen, &mut fin.x)
+        {
+            Ok(f) => f,
+            Err(b) => return fin.respond(&b, &rid_header),
+        }
+    };
+    let tracked = TrackedBody::new(inner, fin, filters, upstream);
     Response::from_parts(rparts, tracked.boxed_unsync())
 }
 
@@ -955,8 +970,8 @@ impl Drop for Finish {
     }
 }
 
-/// The response body as it streams to the client: counts bytes, runs the response-body phase
-/// when a stage needs it, and completes the exchange at the end.
+/// The response body as it streams to the client: counts bytes, runs the stages' body
+/// filters when some stage set them, and completes the exchange at the end.
 ///
 /// After each frame it looks one frame ahead, so that the end of a chunked body is known with
 /// its last data: hyper then writes the data and the terminating chunk in one write instead of
@@ -964,9 +979,11 @@ impl Drop for Finish {
 struct TrackedBody {
     inner: Inner,
     fin: Option<Finish>,
-    inspect: bool,
+    filters: Filters,
     ahead: Option<Result<Frame<Bytes>, BoxError>>,
     ended: bool,
+    /// What the filters released at the end, sent after the last frame.
+    tail: Option<Bytes>,
     /// The upstream connection this body comes from, driven by this body's polls and returned
     /// to its pool at the end.
     upstream: Option<(Arc<UpstreamPool>, usize, PooledConn)>,
@@ -976,15 +993,16 @@ impl TrackedBody {
     fn new(
         inner: Inner,
         fin: Finish,
-        inspect: bool,
+        filters: Filters,
         upstream: Option<(Arc<UpstreamPool>, usize, PooledConn)>,
     ) -> Self {
         Self {
             inner,
             fin: Some(fin),
-            inspect,
+            filters,
             ahead: None,
             ended: false,
+            tail: None,
             upstream,
         }
     }
@@ -1005,32 +1023,53 @@ impl TrackedBody {
         }
     }
 
-    /// Runs the response-body phase on a data chunk; false means the stream must be cut.
-    fn inspect_chunk(&mut self, data: &mut Bytes, end_of_stream: bool) -> bool {
+    /// Runs the filters on a data chunk; false means the stream must be cut.
+    fn inspect_chunk(&mut self, data: &mut Bytes) -> bool {
         let Some(fin) = self.fin.as_mut() else {
             return true;
         };
-        fin.bytes_out += data.len() as u64;
-        if !self.inspect {
+        if self.filters.is_empty() {
+            fin.bytes_out += data.len() as u64;
             return true;
         }
         let Some(api) = fin.api.clone() else {
             return true;
         };
-        if let Verdict::Block(_) = api.pipeline.response_body(data, end_of_stream, &mut fin.x) {
+        if let Verdict::Block(_) = api
+            .pipeline
+            .filter_chunk(&mut self.filters, data, &mut fin.x)
+        {
             // The head is gone: the only safe thing left is to cut the stream, so the client
             // never gets the rest. The finding is already recorded.
             self.fin = None;
             return false;
         }
+        fin.bytes_out += data.len() as u64;
         true
     }
 
-    /// The end of the body: the response-body phase's last call, then completion.
+    /// The end of the body: the filters' last bytes (kept in `tail`), then completion. False
+    /// means the stream must be cut.
     fn end(&mut self) -> bool {
-        let ok = self.inspect_chunk(&mut Bytes::new(), true);
-        self.fin = None;
-        ok
+        let Some(mut fin) = self.fin.take() else {
+            return true;
+        };
+        if self.filters.is_empty() {
+            return true;
+        }
+        let Some(api) = fin.api.clone() else {
+            return true;
+        };
+        match api.pipeline.filter_finish(&mut self.filters, &mut fin.x) {
+            Ok(tail) => {
+                fin.bytes_out += tail.len() as u64;
+                if !tail.is_empty() {
+                    self.tail = Some(tail);
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -1043,66 +1082,92 @@ impl Body for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let next = match this.ahead.take() {
-            Some(frame) => Poll::Ready(Some(frame)),
-            None if this.ended => Poll::Ready(None),
-            None => this.poll_inner(cx),
-        };
-        match next {
-            Poll::Ready(Some(Ok(frame))) => {
-                let frame = match frame.into_data() {
-                    Ok(mut data) => {
-                        if !this.inspect_chunk(&mut data, false) {
-                            return Poll::Ready(Some(Err("response blocked".into())));
+        loop {
+            if let Some(t) = this.tail.take() {
+                return Poll::Ready(Some(Ok(Frame::data(t))));
+            }
+            let next = match this.ahead.take() {
+                Some(frame) => Poll::Ready(Some(frame)),
+                None if this.ended => Poll::Ready(None),
+                None => this.poll_inner(cx),
+            };
+            match next {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let mut empty = false;
+                    let frame = match frame.into_data() {
+                        Ok(mut data) => {
+                            if !this.inspect_chunk(&mut data) {
+                                return Poll::Ready(Some(Err("response blocked".into())));
+                            }
+                            empty = data.is_empty();
+                            Frame::data(data)
                         }
-                        Frame::data(data)
-                    }
-                    Err(frame) => frame,
-                };
-                if !this.ended && this.ahead.is_none() {
-                    if this.inner.is_end_stream() {
-                        this.ended = true;
-                    } else {
-                        match this.poll_inner(cx) {
-                            Poll::Ready(Some(r)) => this.ahead = Some(r),
-                            Poll::Ready(None) => this.ended = true,
-                            Poll::Pending => {}
+                        Err(frame) => frame,
+                    };
+                    if !this.ended && this.ahead.is_none() {
+                        if this.inner.is_end_stream() {
+                            this.ended = true;
+                        } else {
+                            match this.poll_inner(cx) {
+                                Poll::Ready(Some(r)) => this.ahead = Some(r),
+                                Poll::Ready(None) => this.ended = true,
+                                Poll::Pending => {}
+                            }
+                        }
+                        if this.ended {
+                            this.release(cx);
+                            if !this.end() {
+                                return Poll::Ready(Some(Err("response blocked".into())));
+                            }
                         }
                     }
-                    if this.ended {
-                        this.release(cx);
-                        if !this.end() {
-                            return Poll::Ready(Some(Err("response blocked".into())));
+                    if empty {
+                        // A filter held the whole chunk back: nothing to send for it (an
+                        // empty chunk would end a chunked body early).
+                        if this.ahead.is_none() && !this.ended && this.tail.is_none() {
+                            // The look-ahead poll above was pending; its waker is set.
+                            return Poll::Pending;
                         }
+                        continue;
                     }
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                // The upstream broke off: the exchange still completes (events, metrics), and
-                // the connection is not reused.
-                this.upstream = None;
-                this.fin = None;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => {
-                this.ended = true;
-                this.release(cx);
-                if this.fin.is_some() && !this.end() {
-                    return Poll::Ready(Some(Err("response blocked".into())));
+                Poll::Ready(Some(Err(e))) => {
+                    // The upstream broke off: the exchange still completes (events, metrics),
+                    // and the connection is not reused.
+                    this.upstream = None;
+                    this.fin = None;
+                    return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(None)
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    this.release(cx);
+                    if this.fin.is_some() && !this.end() {
+                        return Poll::Ready(Some(Err("response blocked".into())));
+                    }
+                    if let Some(t) = this.tail.take() {
+                        return Poll::Ready(Some(Ok(Frame::data(t))));
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
             }
-            Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ahead.is_none() && (self.ended || self.inner.is_end_stream())
+        self.ahead.is_none()
+            && self.tail.is_none()
+            && (self.ended || (self.filters.is_empty() && self.inner.is_end_stream()))
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        if self.filters.is_empty() {
+            self.inner.size_hint()
+        } else {
+            // Filters may hold bytes back or change the length (a decoded body).
+            http_body::SizeHint::default()
+        }
     }
 }
 

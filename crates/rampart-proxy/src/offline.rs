@@ -181,11 +181,34 @@ pub async fn run(snap: &Snapshot, mut req: OfflineRequest) -> OfflineOutcome {
     if let Verdict::Block(b) = pipeline.response_head(&req.request, &mut rparts, &mut x) {
         return out.stopped_by_stage(x, b);
     }
-    if let Some(mut chunk) = rbody {
-        if pipeline.needs_response_body() {
+    if let Some(mut body) = rbody {
+        // As live: a stage that asked for the whole body gets it when it fits, then the
+        // stages' filters see it as one chunk.
+        if pipeline.needs_response_body() && req.request.method != http::Method::HEAD {
             out.reached = Phase::ResponseBody;
-            if let Verdict::Block(b) = pipeline.response_body(&mut chunk, true, &mut x) {
-                return out.stopped_by_stage(x, b);
+            let mut whole_seen = false;
+            if let Some(max) = pipeline.response_body_limit(&rparts, &x) {
+                if body.len() as u64 <= max {
+                    if let Verdict::Block(b) =
+                        pipeline.response_body_whole(&mut rparts, &mut body, &mut x)
+                    {
+                        return out.stopped_by_stage(x, b);
+                    }
+                    whole_seen = true;
+                }
+            }
+            let mut filters = match pipeline.response_body_filters(&mut rparts, whole_seen, &mut x)
+            {
+                Ok(f) => f,
+                Err(b) => return out.stopped_by_stage(x, b),
+            };
+            if !filters.is_empty() {
+                if let Verdict::Block(b) = pipeline.filter_chunk(&mut filters, &mut body, &mut x) {
+                    return out.stopped_by_stage(x, b);
+                }
+                if let Err(b) = pipeline.filter_finish(&mut filters, &mut x) {
+                    return out.stopped_by_stage(x, b);
+                }
             }
         }
     }

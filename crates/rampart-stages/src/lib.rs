@@ -5,6 +5,7 @@
 pub mod authn;
 pub mod authz;
 pub mod ddos;
+pub mod dlp;
 pub mod iprules;
 pub mod ratelimit;
 pub mod schema;

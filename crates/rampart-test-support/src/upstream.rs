@@ -357,7 +357,35 @@ async fn route(
                 .and_then(|c| StatusCode::from_u16(c).ok())
                 .unwrap_or(StatusCode::OK);
             let ct = param("ct").unwrap_or_else(|| "application/json".to_owned());
-            let mut r = full(status, "text/plain", body);
+            // `ce=gzip|deflate|br`: the body compressed; `chunk=N`: sent in N-byte chunks
+            // (chunked, no Content-Length).
+            let ce = param("ce");
+            let body: Bytes = match ce.as_deref() {
+                Some(c) => Bytes::from(crate::compress(c, &body)),
+                None => body,
+            };
+            let chunked = param("chunk").and_then(|n| n.parse::<usize>().ok());
+            let mut r = match chunked {
+                Some(n) => {
+                    let pieces: Vec<Bytes> = (0..body.len())
+                        .step_by(n.max(1))
+                        .map(|i| body.slice(i..(i + n.max(1)).min(body.len())))
+                        .collect();
+                    let stream = futures_util::stream::iter(
+                        pieces
+                            .into_iter()
+                            .map(|p| Ok::<_, std::io::Error>(Frame::data(p))),
+                    );
+                    let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
+                    *r.status_mut() = status;
+                    r
+                }
+                None => full(status, "text/plain", body),
+            };
+            if let Some(c) = &ce {
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, c.parse().unwrap());
+            }
             if ct == "none" {
                 r.headers_mut().remove(header::CONTENT_TYPE);
             } else {

@@ -89,6 +89,11 @@ pub fn compile(
     let ddos = cx.at("ddos", |cx| {
         rampart_stages::ddos::DdosGuard::compile(&file.ddos, cx)
     });
+    let global_dlp = file.dlp.as_ref().and_then(|d| {
+        cx.at("dlp", |cx| {
+            rampart_stages::dlp::Dlp::compile(d, base_dir, cx)
+        })
+    });
     let uses_limits = ddos.is_some()
         || !file.rate_limits.is_empty()
         || file.apis.iter().any(|a| !a.rate_limits.is_empty());
@@ -122,6 +127,7 @@ pub fn compile(
                             global_limits: global_limits.as_ref(),
                             ddos: ddos.as_ref(),
                             limit_store: limit_store.as_ref(),
+                            global_dlp: global_dlp.as_ref(),
                         },
                         cx,
                     )
@@ -291,6 +297,7 @@ struct Shared<'a> {
     global_limits: Option<&'a Arc<rampart_stages::ratelimit::RateLimits>>,
     ddos: Option<&'a Arc<rampart_stages::ddos::DdosGuard>>,
     limit_store: Option<&'a rampart_stages::ratelimit::Backend>,
+    global_dlp: Option<&'a Arc<rampart_stages::dlp::Dlp>>,
 }
 
 fn compile_listeners(
@@ -595,6 +602,13 @@ fn compile_api(
             }
         });
     }
+    // An API's own section replaces the global one.
+    let dlp = match &a.dlp {
+        Some(d) => cx.at("dlp", |cx| {
+            rampart_stages::dlp::Dlp::compile(d, shared.base_dir, cx)
+        }),
+        None => shared.global_dlp.cloned(),
+    };
     if cx.diagnostics().len() != before {
         return None;
     }
@@ -627,6 +641,7 @@ fn compile_api(
                 rampart_stages::ratelimit::RateLimitStage::new(sections, store.clone())
             }),
             schema,
+            dlp,
         }),
         max_inspect_bytes: a.request_body.max_inspect_bytes,
         oversize: a.request_body.oversize,

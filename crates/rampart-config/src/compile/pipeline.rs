@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rampart_core::{Enforcement, OnError, Pipeline, Slot, Stage};
 use rampart_stages::ddos::{DdosGuard, DdosStage};
+use rampart_stages::dlp::{Dlp, DlpStage};
 use rampart_stages::iprules::IpRules;
 use rampart_stages::ratelimit::RateLimitStage;
 use rampart_stages::schema::{OperationRouter, Schema, SchemaBody, SchemaValidator};
@@ -28,6 +29,8 @@ pub struct ApiStages<'a> {
     pub ratelimit: Option<RateLimitStage>,
     /// The API's OpenAPI document (routing to operations, then validation).
     pub schema: Option<Arc<Schema>>,
+    /// Data loss prevention (the API's section, or the global one).
+    pub dlp: Option<Arc<Dlp>>,
 }
 
 /// Builds an API's pipeline. The order is a reviewed security property, not a user setting:
@@ -48,6 +51,7 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
         authz,
         ratelimit,
         schema,
+        dlp,
     } = stages;
     let mut slots = Vec::new();
     // 0. Operation routing: names the OpenAPI operation and its path parameters, and never
@@ -161,6 +165,23 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
         slots.push(Slot {
             stage: Arc::new(SchemaValidator(s)),
             enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
+    // 9. Data loss prevention, last: on request bodies after every other check (a request
+    //    refused anyway is not worth scanning), and on responses after schema validation, so
+    //    that validation sees the body the upstream sent and the client gets the masked one.
+    //    Its request-head hook only narrows `Accept-Encoding` to codings it can read. Monitor
+    //    mode is the slot's: blocks become would-block findings and nothing is masked.
+    if let Some(d) = dlp {
+        let enforcement = if d.is_monitor() {
+            Enforcement::Monitor
+        } else {
+            Enforcement::Enforce
+        };
+        slots.push(Slot {
+            stage: Arc::new(DlpStage(d)),
+            enforcement,
             on_error: OnError::Deny,
         });
     }

@@ -483,7 +483,7 @@ impl Stage for SchemaValidator {
 
     fn on_response_body_whole(
         &self,
-        rsp: &http::response::Parts,
+        rsp: &mut http::response::Parts,
         body: &mut Bytes,
         x: &mut Exchange,
     ) -> Outcome {

@@ -497,7 +497,7 @@ fn response(
         return Ok(Decision::Continue);
     }
     let mut body = Bytes::copy_from_slice(body.as_bytes());
-    v.on_response_body_whole(&parts, &mut body, x)
+    v.on_response_body_whole(&mut parts, &mut body, x)
 }
 
 #[test]
