@@ -10,23 +10,51 @@ pub(crate) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// The position of the first ASCII digit at or after `i`. Eight bytes at a time: a byte is a
-/// digit when `b ^ 0x30 < 10`, and the lowest flagged byte of the word is exact (borrows only
-/// travel upwards).
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes at `i` as a little-endian word (the caller checks `i + 8 <= len`).
+#[inline]
+fn word(buf: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&buf[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The high bit of each byte of `w` that is an ASCII digit, exactly: `b ^ 0x30 < 10`, tested
+/// without borrows between bytes (`(x & 0x7f) + 0x76` sets the high bit when `x >= 10`).
+#[inline]
+fn digit_mask(w: u64) -> u64 {
+    let x = w ^ (ONES * 0x30);
+    let ge10 = ((x & !HIGH) + ONES * 0x76) & HIGH;
+    !ge10 & !x & HIGH
+}
+
+/// The position of the first ASCII digit at or after `i`, eight bytes at a time.
 pub(crate) fn next_digit(buf: &[u8], mut i: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     while i + 8 <= buf.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&buf[i..i + 8]);
-        let x = u64::from_le_bytes(w) ^ (ONES * 0x30);
-        let t = x.wrapping_sub(ONES * 10) & !x & HIGH;
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
+        let m = digit_mask(word(buf, i));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
     (i..buf.len()).find(|&j| buf[j].is_ascii_digit())
+}
+
+/// The end of the run of digits that starts at `s`, eight bytes at a time.
+pub(crate) fn run_end(buf: &[u8], mut j: usize) -> usize {
+    while j + 8 <= buf.len() {
+        let m = !digit_mask(word(buf, j)) & HIGH;
+        if m != 0 {
+            return j + (m.trailing_zeros() / 8) as usize;
+        }
+        j += 8;
+    }
+    while j < buf.len() && buf[j].is_ascii_digit() {
+        j += 1;
+    }
+    j
 }
 
 /// A run of digit groups from `s`: the digits (at most 20 read), where separators came (after
@@ -98,7 +126,17 @@ fn clean_end(buf: &[u8], end: usize) -> bool {
 /// A card is the longest prefix ending at a group boundary that is a valid card number, so
 /// that cards listed one after another (`4012888888881881 4012 8888 8888 1881`) are each
 /// found. Returns (card end, ssn end).
-pub(crate) fn card_or_ssn(buf: &[u8], s: usize) -> (Option<usize>, Option<usize>) {
+pub(crate) fn card_or_ssn(buf: &[u8], s: usize, r: usize) -> (Option<usize>, Option<usize>) {
+    // What the first run of digits (`s..r`) allows: a compact card, the first group of a
+    // grouped card (at most six digits), the first group of an SSN (three).
+    let first = r - s;
+    let next = buf.get(r).copied();
+    let grouped = matches!(next, Some(b' ' | b'-')) && first <= 6;
+    let maybe_card = (12..=19).contains(&first) || grouped;
+    let maybe_ssn = first == 3 && matches!(next, Some(b' ' | b'-' | b'.'));
+    if !maybe_card && !maybe_ssn {
+        return (None, None);
+    }
     // Not inside a number: after a digit or a decimal point (or a decimal comma).
     let inside = s > 0
         && (buf[s - 1].is_ascii_digit()
@@ -109,7 +147,7 @@ pub(crate) fn card_or_ssn(buf: &[u8], s: usize) -> (Option<usize>, Option<usize>
     }
     let g = groups(buf, s, b" -");
     let mut card = None;
-    if g.n >= 12 {
+    if maybe_card && g.n >= 12 {
         // The whole run (when it ends cleanly), then each shorter prefix at a separator.
         let whole = (!g.overflow && g.n <= 19 && clean_end(buf, g.end)).then_some((g.n, g.end));
         let prefixes = (0..g.n_seps).rev().map(|k| (g.seps[k], g.sep_at[k]));
@@ -130,7 +168,7 @@ pub(crate) fn card_or_ssn(buf: &[u8], s: usize) -> (Option<usize>, Option<usize>
             && clean_end(buf, s + 11)
             && !(sep == b'.' && buf.get(s + 11) == Some(&b'.'))
     };
-    let ssn = match buf.get(s + 3) {
+    let ssn = match buf.get(s + 3).filter(|_| maybe_ssn) {
         Some(&sep @ (b'-' | b' ' | b'.')) if ssn_shape(sep) => {
             let d = [
                 buf[s],
@@ -150,8 +188,8 @@ pub(crate) fn card_or_ssn(buf: &[u8], s: usize) -> (Option<usize>, Option<usize>
     (card, ssn)
 }
 
-/// An IBAN whose country code starts at `s`: the longest prefix, compact or in groups of four,
-/// that validates.
+/// An IBAN whose country code starts at `s`: compact, or in groups of four, of exactly its
+/// country's length.
 pub(crate) fn iban_at(buf: &[u8], s: usize) -> Option<usize> {
     if !buf[s].is_ascii_alphabetic() || !buf[s + 1].is_ascii_alphabetic() {
         return None;
@@ -159,17 +197,23 @@ pub(crate) fn iban_at(buf: &[u8], s: usize) -> Option<usize> {
     if s > 0 && buf[s - 1].is_ascii_alphanumeric() {
         return None;
     }
-    let mut e = s;
-    let mut best = None;
-    let limit = (s + 42).min(buf.len());
-    while e < limit && (buf[e].is_ascii_alphanumeric() || buf[e] == b' ') {
-        e += 1;
-        let at_boundary = e >= buf.len() || !buf[e].is_ascii_alphanumeric();
-        if at_boundary && buf[e - 1] != b' ' && iban_valid(&buf[s..e]) {
-            best = Some(e);
-        }
+    let len = crate::validate::iban_length(&buf[s..s + 2])?;
+    let boundary = |e: usize| e >= buf.len() || !buf[e].is_ascii_alphanumeric();
+    // Compact.
+    let compact = s + len;
+    if compact <= buf.len()
+        && buf[s..compact].iter().all(u8::is_ascii_alphanumeric)
+        && boundary(compact)
+        && iban_valid(&buf[s..compact])
+    {
+        return Some(compact);
     }
-    best
+    // In groups of four: one space after every fourth character.
+    let grouped = s + len + (len - 1) / 4;
+    if grouped <= buf.len() && boundary(grouped) && iban_valid(&buf[s..grouped]) {
+        return Some(grouped);
+    }
+    None
 }
 
 /// Phone numbers from a digit run at `s` (with a `+` or `(` just before it, when there is one):

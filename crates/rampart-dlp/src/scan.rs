@@ -16,7 +16,7 @@ use regex::bytes::Regex;
 
 use crate::detect::{
     azure_client_secret, card_or_ssn, email_at, generic_secret, iban_at, ipv4_at, ipv6_around,
-    is_word, next_digit, phone_at, private_key_body,
+    is_word, next_digit, phone_at, private_key_body, run_end,
 };
 
 /// What a detector looks for.
@@ -308,7 +308,13 @@ struct LiteralKind {
 #[derive(Debug)]
 pub struct Scanner {
     on: u32,
+    /// The literals of four bytes or more, in one automaton (fast: few fingerprint hits).
     literals: Option<AhoCorasick>,
+    /// For each of its patterns, the index in `literal_kinds`.
+    literal_of: Vec<usize>,
+    /// Shorter literals (`SK`, `Q~`, `SG.`, `eyJ`), each with its own SIMD substring search:
+    /// in one automaton they would drown the long ones in candidate positions.
+    short_literals: Vec<(memchr::memmem::Finder<'static>, usize)>,
     literal_kinds: Vec<LiteralKind>,
     keywords: Option<AhoCorasick>,
     custom: Vec<Custom>,
@@ -385,6 +391,8 @@ impl Scanner {
         Self {
             on: 0,
             literals: None,
+            literal_of: Vec::new(),
+            short_literals: Vec::new(),
             literal_kinds: Vec::new(),
             keywords: None,
             custom: Vec::new(),
@@ -433,18 +441,32 @@ impl Scanner {
                 anchor: Anchor::Azure,
             });
         }
-        let literals = if pats.is_empty() {
+        let mut long = Vec::new();
+        let mut literal_of = Vec::new();
+        let mut short_literals = Vec::new();
+        for (i, p) in pats.iter().enumerate() {
+            if p.len() >= 4 {
+                long.push(*p);
+                literal_of.push(i);
+            } else {
+                short_literals.push((memchr::memmem::Finder::new(p.as_bytes()).into_owned(), i));
+            }
+        }
+        let literals = if long.is_empty() {
             None
         } else {
-            Some(AhoCorasick::new(&pats).map_err(|e| e.to_string())?)
+            Some(leftmost(&long)?)
         };
         let keywords = if on & Detector::GenericSecret.bit() != 0 {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .build(SECRET_KEYWORDS)
-                    .map_err(|e| e.to_string())?,
-            )
+            // Lower, UPPER and Capitalized forms (`api_key`, `API_KEY`, `apiKey`) rather than
+            // a case-insensitive automaton, which has no fast prefilter.
+            let mut variants = Vec::new();
+            for k in SECRET_KEYWORDS {
+                let mut cap = k.to_string();
+                cap[..1].make_ascii_uppercase();
+                variants.extend([k.to_string(), k.to_ascii_uppercase(), cap]);
+            }
+            Some(leftmost(&variants)?)
         } else {
             None
         };
@@ -460,6 +482,8 @@ impl Scanner {
         Ok(Self {
             on,
             literals,
+            literal_of,
+            short_literals,
             literal_kinds: kinds,
             keywords,
             custom: compiled,
@@ -546,10 +570,12 @@ impl Scanner {
                 if c < skip_to {
                     continue;
                 }
-                // A cheap look around first: an address has a hex digit or a colon on a side.
-                let hexish =
-                    |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_hexdigit() || *b == b':');
-                if !(hexish(buf.get(c + 1)) || (c > 0 && hexish(buf.get(c - 1)))) {
+                // A cheap look around first: inside an address a colon has a hex digit on
+                // both sides, or another colon beside it (`::`). JSON's `"key":` has neither.
+                let hex = |i: usize| buf.get(i).is_some_and(u8::is_ascii_hexdigit);
+                let colon = |i: usize| buf.get(i) == Some(&b':');
+                let inside = c > 0 && hex(c - 1) && hex(c + 1);
+                if !(inside || colon(c + 1) || (c > 0 && colon(c - 1))) {
                     continue;
                 }
                 if let Some((s, e)) = ipv6_around(buf, c) {
@@ -558,10 +584,18 @@ impl Scanner {
                 }
             }
         }
-        if let Some(ac) = &self.literals {
-            for m in ac.find_overlapping_iter(buf) {
-                let kind = &self.literal_kinds[m.pattern().as_usize()];
-                let s = m.start();
+        let hits = self
+            .literals
+            .iter()
+            .flat_map(|ac| starts(ac, buf).map(|(pattern, s)| (self.literal_of[pattern], s)))
+            .chain(
+                self.short_literals
+                    .iter()
+                    .flat_map(|(f, kind)| f.find_iter(buf).map(move |s| (*kind, s))),
+            );
+        {
+            for (kind, s) in hits {
+                let kind = &self.literal_kinds[kind];
                 let d = kind.detector;
                 match &kind.anchor {
                     Anchor::Azure => {
@@ -571,6 +605,12 @@ impl Scanner {
                     }
                     Anchor::Regex(re) => {
                         if s > 0 && is_word(buf[s - 1]) && d != Detector::PrivateKey {
+                            continue;
+                        }
+                        // Twilio's `SK` is common in text (`SKU-…`): a hex digit must follow.
+                        if d == Detector::TwilioKey
+                            && !buf.get(s + 2).is_some_and(u8::is_ascii_hexdigit)
+                        {
                             continue;
                         }
                         let Some(found) = re.find(&buf[s..]) else {
@@ -593,8 +633,8 @@ impl Scanner {
             }
         }
         if let Some(ac) = &self.keywords {
-            for m in ac.find_overlapping_iter(buf) {
-                if let Some((s, e)) = generic_secret(buf, m.start()) {
+            for (_, k) in starts(ac, buf) {
+                if let Some((s, e)) = generic_secret(buf, k) {
                     push(out, s, e, Detector::GenericSecret);
                 }
             }
@@ -688,7 +728,6 @@ impl Scanner {
     /// letters before the check digits). Most runs in an API body are short numbers followed
     /// by a comma or a quote: those are passed over after one look at the next byte.
     fn scan_numbers(&self, buf: &[u8], base: u64, out: &mut Vec<Match>) {
-        let n = buf.len();
         let cards = self.has(Detector::PaymentCard) || self.has(Detector::UsSsn);
         let phone = self.has(Detector::Phone);
         let ip = self.has(Detector::IpAddress);
@@ -702,17 +741,14 @@ impl Scanner {
         };
         let mut i = 0;
         while let Some(s) = next_digit(buf, i) {
-            let mut r = s + 1;
-            while r < n && buf[r].is_ascii_digit() {
-                r += 1;
-            }
+            let r = run_end(buf, s + 1);
             let next = buf.get(r).copied();
             let structural = matches!(next, Some(b' ' | b'-' | b'.' | b')'));
             // After a decimal point nothing starts (every numeric detector refuses it).
             let after_point = s > 0 && buf[s - 1] == b'.';
             if !after_point && (r - s >= 9 || structural) {
                 if cards {
-                    let (card, ssn) = card_or_ssn(buf, s);
+                    let (card, ssn) = card_or_ssn(buf, s, r);
                     if let Some(e) = card.filter(|_| self.has(Detector::PaymentCard)) {
                         push(out, s, e, Detector::PaymentCard);
                     }
@@ -739,6 +775,30 @@ impl Scanner {
             i = r;
         }
     }
+}
+
+/// An automaton for [`starts`]: leftmost-first, so that its search gets the SIMD prefilter
+/// (Teddy), which the overlapping kind does not have.
+fn leftmost<P: AsRef<[u8]>>(patterns: &[P]) -> Result<AhoCorasick, String> {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(patterns)
+        .map_err(|e| e.to_string())
+}
+
+/// Every position where one of the automaton's patterns starts (none of them is a prefix of
+/// another), with the pattern: each search resumes one byte after the last start, so that
+/// overlapping occurrences are all found, exactly as an overlapping search would.
+fn starts<'a>(ac: &'a AhoCorasick, buf: &'a [u8]) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at > buf.len() {
+            return None;
+        }
+        let m = ac.find(aho_corasick::Input::new(buf).span(at..buf.len()))?;
+        at = m.start() + 1;
+        Some((m.pattern().as_usize(), m.start()))
+    })
 }
 
 fn compile_custom(c: &CustomDetector) -> Result<Custom, String> {

@@ -213,6 +213,18 @@ const IBAN_LENGTHS: &[(&[u8; 2], usize)] = &[
     (b"YE", 30),
 ];
 
+/// The length of an IBAN of this country code (either case), if the country issues IBANs.
+pub fn iban_length(country: &[u8]) -> Option<usize> {
+    let c = [
+        country.first()?.to_ascii_uppercase(),
+        country.get(1)?.to_ascii_uppercase(),
+    ];
+    IBAN_LENGTHS
+        .iter()
+        .find(|(k, _)| **k == c)
+        .map(|(_, len)| *len)
+}
+
 /// An IBAN, written whole or in the print format (groups of four separated by one space), all
 /// upper case or all lower case: a known country, its length, digits for the check, only
 /// letters and digits in the account part, and mod 97 == 1.

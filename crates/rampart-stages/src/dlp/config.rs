@@ -221,6 +221,11 @@ impl MediaPattern {
         (!sub.contains('*')).then(|| Self::Exact(p.clone()))
     }
 
+    #[cfg(test)]
+    pub(crate) fn parse_for_tests(p: &str) -> Option<Self> {
+        Self::parse(p)
+    }
+
     pub(crate) fn matches(&self, essence: &str) -> bool {
         let (t, sub) = essence.split_once('/').unwrap_or((essence, ""));
         match self {
