@@ -7,11 +7,47 @@ use crate::{Scanner, Stream};
 
 static SCANNER: LazyLock<Scanner> = LazyLock::new(Scanner::all);
 
+/// Every built-in detector and configured ones of each kind: a regex with a capture group
+/// and keywords, a regex with a validator, a dictionary.
+#[allow(clippy::panic)]
+static CUSTOM: LazyLock<Scanner> = LazyLock::new(|| {
+    use crate::{CustomDetector, CustomRule, Detector, Validator};
+    let regex = |name: &str, pattern: &str, keywords: &[&str], validator| CustomDetector {
+        name: name.into(),
+        rule: CustomRule::Regex {
+            pattern: pattern.into(),
+            keywords: keywords.iter().map(|k| (*k).to_owned()).collect(),
+            validator,
+            min_entropy: None,
+        },
+    };
+    Scanner::with_custom(
+        Detector::BUILTIN,
+        &[
+            regex("id", r"\bEMP-(\d{3,6})\b", &["emp"], Validator::None),
+            regex("loyalty", r"9\d{7,15}", &[], Validator::Luhn),
+            regex("words", r"[a-z]+ [a-z]+", &[], Validator::None),
+            CustomDetector {
+                name: "terms".into(),
+                rule: CustomRule::Terms {
+                    terms: vec!["secret".into(), "ab".into(), "a b".into()],
+                    case_insensitive: true,
+                },
+            },
+        ],
+    )
+    .unwrap_or_else(|e| panic!("the fuzz scanner compiles: {e}"))
+});
+
 /// Scans the input whole and streamed in chunks whose sizes come from its first bytes; the
 /// matches must be the same, in bounds, and masking must keep the length and touch only them.
-#[allow(clippy::panic)]
 pub fn scan(data: &[u8]) {
-    let s = &*SCANNER;
+    check(&SCANNER, data);
+    check(&CUSTOM, data);
+}
+
+#[allow(clippy::panic)]
+fn check(s: &Scanner, data: &[u8]) {
     let whole = s.scan(data, 0);
     for m in &whole {
         assert!(m.start < m.end && m.end as usize <= data.len(), "{m:?}");

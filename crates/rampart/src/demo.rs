@@ -104,6 +104,26 @@ async fn demo_api(
                 &serde_json::json!({ "error": "no such user" }),
             ),
         },
+        (&Method::GET, ["users", id, "billing"]) => match id.parse::<u64>() {
+            // Test card numbers and IBANs (they pass the checksums): the gateway masks them.
+            Ok(id) if (1..=1000).contains(&id) => {
+                let cards = [
+                    "4111 1111 1111 1111",
+                    "5555 5555 5555 4444",
+                    "3782 822463 10005",
+                ];
+                let ibans = ["DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32"];
+                let i = usize::try_from(id).unwrap_or(0);
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "user_id": id, "card": cards[i % 3], "iban": ibans[i % 2] }),
+                )
+            }
+            _ => json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({ "error": "no such user" }),
+            ),
+        },
         (&Method::GET, ["orders"]) => json(
             StatusCode::OK,
             &serde_json::json!({ "orders": [
@@ -214,7 +234,7 @@ apis:
       custom:
         - id: numeric-user-id
           description: user ids are numbers
-          when: 'starts_with(http.request.uri.path, "/api/users/") and not http.request.uri.path matches "^/api/users/[0-9]+$"'
+          when: 'starts_with(http.request.uri.path, "/api/users/") and not http.request.uri.path matches "^/api/users/[0-9]+(/billing)?$"'
           action: block
           status: 400
         - id: no-markup-in-items
@@ -244,6 +264,15 @@ apis:
         methods: [GET]
         path: /partner/users/{{id}}
         require: 'http.request.path_params.id == identity.claims.sub'
+
+# Data loss prevention for every API (docs/dlp.md): card numbers are masked in responses, a
+# private key in a response refuses it, other credentials are masked, personal data is logged;
+# a request carrying a credential is refused before it reaches the API.
+dlp:
+  action: log
+  actions: {{ pci: mask, secrets: mask, private_key: block }}
+  disable: [ip_address]
+  requests: {{ profiles: [secrets], action: block }}
 
 # Who may call the partner API (docs/auth.md).
 consumers:
@@ -397,6 +426,8 @@ Try:
   curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":2,"coupon":"FREE"}}'   # 400: an undeclared property
   curl -i {base}/api/orders -H 'content-type: text/plain' -d 'pen'      # 415: a media type the operation does not take
   for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}} ' {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":1}}'; done; echo   # 201 until the burst of 5 is spent, then 429 with Retry-After
+  curl -s {base}/api/users/1/billing                                  # the card masked (**** **** **** ****), the IBAN logged (DLP)
+  curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"AKIAZ7QRS2LMN4XPQ3TD","quantity":1}}'   # 403 data_leak: a credential sent into the API
   curl -i {base}/api/internal/debug                                   # 404: an endpoint the OpenAPI document does not declare
   curl -i -X DELETE {base}/api/users/1                                # 405: a method the document does not declare
   curl -i --path-as-is {base}/api/../admin                            # 400 malformed_request: dot segments

@@ -301,6 +301,30 @@ async fn demo_serves_and_blocks() {
         statuses.push(r.status.as_u16());
     }
     assert_eq!(statuses, [201, 201, 429, 429]);
+    // DLP: a card in a response is masked; a credential sent into the API is refused (from
+    // another client address, whose order burst is untouched).
+    let billing = c.get(&format!("{base}/api/users/1/billing")).await.unwrap();
+    assert_eq!(billing.status, 200, "{}", billing.text());
+    assert_eq!(
+        billing.json()["card"],
+        "**** **** **** ****",
+        "{}",
+        billing.text()
+    );
+    let leak = c
+        .send(
+            http::Request::post(format!("{base}/api/orders"))
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", "192.0.2.77")
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                    br#"{"user_id":1,"item":"AKIAZ7QRS2LMN4XPQ3TD","quantity":1}"#,
+                )))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(leak.status, 403, "{}", leak.text());
+    assert_eq!(leak.json()["error"], "data_leak");
     // The partner API: the credentials the demo printed work, and the wrong ones do not.
     let printed = {
         use tokio::io::AsyncBufReadExt;

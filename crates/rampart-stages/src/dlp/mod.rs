@@ -28,7 +28,8 @@ mod config;
 mod stage;
 
 pub use codec::{
-    coding, decode_all, restrict_accept_encoding, Coding, DecodeError, Decoder, READABLE,
+    coding, decode_all, fuzz_decode, restrict_accept_encoding, Coding, DecodeError, Decoder,
+    READABLE,
 };
 pub use config::{Action, CustomDetectorConfig, Dlp, DlpConfig, DlpRequestConfig, OversizeAction};
 pub use stage::{DlpStage, STAGE};
