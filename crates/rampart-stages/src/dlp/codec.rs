@@ -225,6 +225,51 @@ pub fn decode_all(coding: Coding, body: &[u8], max: u64) -> Result<Vec<u8>, Deco
     Ok(out)
 }
 
+/// The fuzz target's body (`fuzz/fuzz_targets/dlp_decode.rs`, replayed on stable by
+/// `tests/fuzz_corpus.rs`): the first byte picks the coding and the chunk size, the rest is a
+/// body. Decoding in chunks must give what decoding whole gives, never more than the cap.
+#[doc(hidden)]
+#[allow(clippy::panic)]
+pub fn fuzz_decode(data: &[u8]) {
+    let Some((&head, body)) = data.split_first() else {
+        return;
+    };
+    let coding = match head % 4 {
+        0 => Coding::Identity,
+        1 => Coding::Gzip,
+        2 => Coding::Deflate,
+        _ => Coding::Brotli,
+    };
+    let chunk = 1 + usize::from(head / 4);
+    let max = 1 << 16;
+    let whole = decode_all(coding, body, max);
+    let mut d = Decoder::new(coding, max);
+    let mut out = Vec::new();
+    let mut failed = None;
+    for c in body.chunks(chunk) {
+        match d.feed(c) {
+            Ok(p) => out.extend(p),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    if failed.is_none() {
+        match d.finish() {
+            Ok(p) => out.extend(p),
+            Err(e) => failed = Some(e),
+        }
+    }
+    assert!(out.len() as u64 <= max, "the cap was passed");
+    match (whole, failed) {
+        (Ok(w), None) => assert_eq!(w, out, "chunked decoding differs from whole"),
+        (Err(DecodeError::TooLarge), Some(DecodeError::TooLarge)) => {}
+        (Err(DecodeError::Corrupt(_)), Some(DecodeError::Corrupt(_))) => {}
+        (w, f) => panic!("whole: {w:?}, chunked: {f:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -293,50 +338,5 @@ mod tests {
         h.insert("accept-encoding", "zstd".parse().unwrap());
         assert!(restrict_accept_encoding(&mut h));
         assert!(h.get("accept-encoding").is_none());
-    }
-}
-
-/// The fuzz target's body (`fuzz/fuzz_targets/dlp_decode.rs`, replayed on stable by
-/// `tests/fuzz_corpus.rs`): the first byte picks the coding and the chunk size, the rest is a
-/// body. Decoding in chunks must give what decoding whole gives, never more than the cap.
-#[doc(hidden)]
-#[allow(clippy::panic)]
-pub fn fuzz_decode(data: &[u8]) {
-    let Some((&head, body)) = data.split_first() else {
-        return;
-    };
-    let coding = match head % 4 {
-        0 => Coding::Identity,
-        1 => Coding::Gzip,
-        2 => Coding::Deflate,
-        _ => Coding::Brotli,
-    };
-    let chunk = 1 + usize::from(head / 4);
-    let max = 1 << 16;
-    let whole = decode_all(coding, body, max);
-    let mut d = Decoder::new(coding, max);
-    let mut out = Vec::new();
-    let mut failed = None;
-    for c in body.chunks(chunk) {
-        match d.feed(c) {
-            Ok(p) => out.extend(p),
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
-        }
-    }
-    if failed.is_none() {
-        match d.finish() {
-            Ok(p) => out.extend(p),
-            Err(e) => failed = Some(e),
-        }
-    }
-    assert!(out.len() as u64 <= max, "the cap was passed");
-    match (whole, failed) {
-        (Ok(w), None) => assert_eq!(w, out, "chunked decoding differs from whole"),
-        (Err(DecodeError::TooLarge), Some(DecodeError::TooLarge)) => {}
-        (Err(DecodeError::Corrupt(_)), Some(DecodeError::Corrupt(_))) => {}
-        (w, f) => panic!("whole: {w:?}, chunked: {f:?}"),
     }
 }
