@@ -1,0 +1,17 @@
+//! A SecLang engine (the language of ModSecurity and Coraza rules) that runs the OWASP Core
+//! Rule Set v4 unmodified.
+//!
+//! This crate has no HTTP server in it; the `waf` stage adapts it to the pipeline. This first
+//! part is the language: [`parse`] reads rule files (with `Include`, globs, line continuations
+//! and quoting) into a typed syntax tree ([`ast`]) in which every variable, operator,
+//! transformation and action is a closed enum, and reports every problem at once with the
+//! file, line and a caret.
+
+pub mod ast;
+#[doc(hidden)]
+pub mod fuzzing;
+mod names;
+pub mod parse;
+mod source;
+
+pub use parse::{parse_file, parse_str, Diagnostic, Parsed};
