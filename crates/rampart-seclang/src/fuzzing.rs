@@ -24,3 +24,44 @@ pub fn parse(data: &[u8]) {
         assert!(r.span.line >= 1 && r.span.line <= lines);
     }
 }
+
+/// Every transformation on the input (`fuzz/fuzz_targets/seclang_transform.rs`): no panic,
+/// and what must hold does (case changes and null replacement keep the length; removals,
+/// trims and decodings never grow the input; `length` is the length).
+#[allow(clippy::panic)]
+pub fn transforms(data: &[u8]) {
+    use crate::ast::Transform as T;
+    for (name, t) in T::ALL {
+        let out = crate::transform::apply(*t, data);
+        let (n, m) = (data.len(), out.len());
+        let ok = match t {
+            T::Lowercase | T::Uppercase | T::ReplaceNulls | T::None => m == n,
+            T::RemoveNulls
+            | T::RemoveWhitespace
+            | T::CompressWhitespace
+            | T::RemoveComments
+            | T::RemoveCommentsChar
+            | T::Trim
+            | T::TrimLeft
+            | T::TrimRight
+            | T::UrlDecode
+            | T::UrlDecodeUni
+            | T::HtmlEntityDecode
+            | T::JsDecode
+            | T::CssDecode
+            | T::EscapeSeqDecode
+            | T::SqlHexDecode
+            | T::HexDecode
+            | T::Base64Decode
+            | T::Base64DecodeExt
+            | T::CmdLine
+            | T::ReplaceComments => m <= n,
+            T::Length => out.as_ref() == n.to_string().as_bytes(),
+            T::Sha1 => m == 20,
+            T::Md5 => m == 16,
+            T::HexEncode => m == 2 * n,
+            _ => true,
+        };
+        assert!(ok, "{name}: {n} bytes in, {m} out");
+    }
+}

@@ -13,5 +13,6 @@ pub mod fuzzing;
 mod names;
 pub mod parse;
 mod source;
+pub mod transform;
 
 pub use parse::{parse_file, parse_str, Diagnostic, Parsed};

@@ -12,3 +12,15 @@ fn parse_corpus_replays() {
     }
     assert!(n >= 5);
 }
+
+#[test]
+fn transform_corpus_replays() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/seclang_transform");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        rampart_seclang::fuzzing::transforms(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 20);
+}
