@@ -11,6 +11,7 @@ pub mod ast;
 #[doc(hidden)]
 pub mod fuzzing;
 mod names;
+pub mod operator;
 pub mod parse;
 mod source;
 pub mod transform;
