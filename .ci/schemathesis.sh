@@ -15,7 +15,7 @@ cargo build --locked -p rampart
 PORT="${DEMO_PORT:-18480}"
 ADMIN_PORT="${DEMO_ADMIN_PORT:-18481}"
 LOG="$(mktemp)"
-./target/debug/rampart demo --port "$PORT" --admin-port "$ADMIN_PORT" --exit-after-secs 600 >"$LOG" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/debug/rampart" demo --port "$PORT" --admin-port "$ADMIN_PORT" --exit-after-secs 600 >"$LOG" 2>&1 &
 DEMO=$!
 trap 'kill $DEMO 2>/dev/null || true; rm -f "$LOG"' EXIT
 SPEC=""

@@ -13,6 +13,7 @@ pub mod fuzzing;
 mod names;
 pub mod operator;
 pub mod parse;
+pub mod ruleset;
 mod source;
 pub mod transform;
 

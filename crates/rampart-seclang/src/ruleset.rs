@@ -1,0 +1,400 @@
+//! From parsed directives to a rule set ready to evaluate: `SecDefaultAction` merged into each
+//! rule, removals and target updates applied where they stand in the files, operators
+//! compiled, and the whole checked (ids present and unique, chains well formed, `skipAfter`
+//! markers that exist), every problem reported at once.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::ast::{
+    Action, DirectiveKind, EngineMode, IdRange, LimitAction, Rule, Span, Transform, Variable,
+};
+use crate::operator::{compile, CompiledOperator};
+use crate::parse::{Diagnostic, Parsed};
+
+/// What a rule does when it matches, after `SecDefaultAction`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disruptive {
+    /// Nothing (scoring rules).
+    Pass,
+    /// Whatever `SecDefaultAction` says for `block` (CRS: `pass`, with scoring).
+    Block,
+    /// Refuse.
+    Deny,
+    /// Close the connection.
+    Drop,
+    /// Stop evaluating (a phase, the request, or all).
+    Allow,
+    /// Refuse with a redirect (treated as a refusal).
+    Redirect,
+}
+
+/// One link of a compiled rule (the head or a chained rule).
+#[derive(Debug)]
+pub struct Link {
+    /// Where it was written.
+    pub span: Span,
+    /// The variables inspected (exclusions included, marked).
+    pub variables: Vec<Variable>,
+    /// The operator.
+    pub operator: CompiledOperator,
+    /// The transformations, in order (inherited ones first unless `t:none`).
+    pub transforms: Vec<Transform>,
+    /// Every action of the link, defaults merged for the head.
+    pub actions: Vec<Action>,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct CompiledRule {
+    /// Its id.
+    pub id: u32,
+    /// Its phase, 1 to 5.
+    pub phase: u8,
+    /// What a match does.
+    pub disruptive: Disruptive,
+    /// The head, then each chained link.
+    pub links: Vec<Link>,
+    /// Its tags (for removals by tag and for paranoia levels).
+    pub tags: Vec<String>,
+}
+
+/// A compiled rule set.
+#[derive(Debug)]
+pub struct Ruleset {
+    /// The rules, in file order.
+    pub rules: Vec<CompiledRule>,
+    /// Markers: the index of the first rule after each.
+    pub markers: HashMap<String, usize>,
+    /// `SecRuleEngine`.
+    pub engine: EngineMode,
+    /// `SecRequestBodyAccess`.
+    pub request_body_access: bool,
+    /// `SecResponseBodyAccess`.
+    pub response_body_access: bool,
+    /// `SecResponseBodyMimeType`.
+    pub response_mime_types: Vec<String>,
+    /// `SecRequestBodyLimit`.
+    pub request_body_limit: Option<u64>,
+    /// `SecRequestBodyLimitAction`.
+    pub request_body_limit_action: LimitAction,
+    /// `SecComponentSignature`s.
+    pub signatures: Vec<String>,
+}
+
+fn diag(span: &Span, message: impl Into<String>, help: Option<String>) -> Diagnostic {
+    Diagnostic {
+        file: span.file.clone(),
+        line: span.line,
+        col: span.col,
+        message: message.into(),
+        help,
+        source_line: std::fs::read_to_string(&*span.file)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .nth(span.line.saturating_sub(1) as usize)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn is_disruptive(a: &Action) -> bool {
+    matches!(
+        a,
+        Action::Block
+            | Action::Deny
+            | Action::Drop
+            | Action::Pass
+            | Action::Allow(_)
+            | Action::Redirect(_)
+    )
+}
+
+fn in_ranges(ranges: &[IdRange], id: u32) -> bool {
+    ranges.iter().any(|r| r.contains(id))
+}
+
+/// Compiles what the parser read. A parse with problems is refused with them.
+pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
+    if !parsed.diagnostics.is_empty() {
+        return Err(parsed.diagnostics.clone());
+    }
+    let mut errors = Vec::new();
+    let mut defaults: HashMap<u8, Vec<Action>> = HashMap::new();
+    let mut rules: Vec<(Rule, Span)> = Vec::new();
+    // Each marker with the ids of the rules before it when it was read.
+    let mut markers_at: Vec<(String, HashSet<u32>)> = Vec::new();
+    let mut set = Ruleset {
+        rules: Vec::new(),
+        markers: HashMap::new(),
+        engine: EngineMode::On,
+        request_body_access: false,
+        response_body_access: false,
+        response_mime_types: Vec::new(),
+        request_body_limit: None,
+        request_body_limit_action: LimitAction::Reject,
+        signatures: Vec::new(),
+    };
+    let mut rule_defaults: Vec<Vec<Action>> = Vec::new();
+    for d in &parsed.directives {
+        match &d.kind {
+            DirectiveKind::Rule(r) => {
+                let phase = phase_of(&r.actions).unwrap_or(2);
+                rule_defaults.push(defaults.get(&phase).cloned().unwrap_or_default());
+                rules.push((r.clone(), d.span.clone()));
+            }
+            DirectiveKind::DefaultAction(actions) => {
+                let Some(phase) = phase_of(actions) else {
+                    errors.push(diag(&d.span, "`SecDefaultAction` needs a `phase`", None));
+                    continue;
+                };
+                if !actions.iter().any(is_disruptive) {
+                    errors.push(diag(
+                        &d.span,
+                        "`SecDefaultAction` needs a disruptive action (`pass`, `deny`, …)",
+                        None,
+                    ));
+                }
+                defaults.insert(phase, actions.clone());
+            }
+            DirectiveKind::Marker(m) => {
+                markers_at.push((
+                    m.clone(),
+                    rules.iter().filter_map(|(r, _)| r.id()).collect(),
+                ));
+            }
+            DirectiveKind::RuleEngine(m) => set.engine = *m,
+            DirectiveKind::RequestBodyAccess(b) => set.request_body_access = *b,
+            DirectiveKind::ResponseBodyAccess(b) => set.response_body_access = *b,
+            DirectiveKind::ResponseBodyMimeType(t) => set.response_mime_types = t.clone(),
+            DirectiveKind::RequestBodyLimit(n) => set.request_body_limit = Some(*n),
+            DirectiveKind::RequestBodyLimitAction(a) => set.request_body_limit_action = *a,
+            DirectiveKind::ComponentSignature(s) => set.signatures.push(s.clone()),
+            DirectiveKind::RuleRemoveById(ranges) => {
+                let mut k = 0;
+                rules.retain(|(r, _)| {
+                    let keep = !r.id().is_some_and(|id| in_ranges(ranges, id));
+                    if !keep {
+                        rule_defaults.remove(k);
+                    } else {
+                        k += 1;
+                    }
+                    keep
+                });
+            }
+            DirectiveKind::RuleRemoveByTag(tag) => {
+                let mut k = 0;
+                rules.retain(|(r, _)| {
+                    let keep = !r.tags().any(|t| t == tag);
+                    if !keep {
+                        rule_defaults.remove(k);
+                    } else {
+                        k += 1;
+                    }
+                    keep
+                });
+            }
+            DirectiveKind::RuleRemoveByMsg(msg) => {
+                let mut k = 0;
+                rules.retain(|(r, _)| {
+                    let keep = !r
+                        .actions
+                        .iter()
+                        .any(|a| matches!(a, Action::Msg(m) if m == msg));
+                    if !keep {
+                        rule_defaults.remove(k);
+                    } else {
+                        k += 1;
+                    }
+                    keep
+                });
+            }
+            DirectiveKind::RuleUpdateTargetById(ranges, vars) => {
+                let mut hit = false;
+                for (r, _) in &mut rules {
+                    if r.id().is_some_and(|id| in_ranges(ranges, id)) {
+                        r.variables.extend(vars.iter().cloned());
+                        hit = true;
+                    }
+                }
+                if !hit {
+                    errors.push(diag(
+                        &d.span,
+                        "no rule loaded before this directive has these ids",
+                        Some(
+                            "a target update applies to rules already read: place it after them"
+                                .into(),
+                        ),
+                    ));
+                }
+            }
+            DirectiveKind::RuleUpdateTargetByTag(tag, vars) => {
+                for (r, _) in &mut rules {
+                    if r.tags().any(|t| t == tag) {
+                        r.variables.extend(vars.iter().cloned());
+                    }
+                }
+            }
+            DirectiveKind::RuleUpdateActionById(ranges, actions) => {
+                for (r, _) in &mut rules {
+                    if r.id().is_some_and(|id| in_ranges(ranges, id)) {
+                        // New disruptive actions replace the old; others are added.
+                        if actions.iter().any(is_disruptive) {
+                            r.actions.retain(|a| !is_disruptive(a));
+                        }
+                        r.actions.extend(actions.iter().cloned());
+                    }
+                }
+            }
+            DirectiveKind::RequestBodyNoFilesLimit(_)
+            | DirectiveKind::ResponseBodyLimit(_)
+            | DirectiveKind::ResponseBodyLimitAction(_)
+            | DirectiveKind::CollectionTimeout(_)
+            | DirectiveKind::Informational(..) => {}
+        }
+    }
+    let mut seen: HashMap<u32, Span> = HashMap::new();
+    let known_markers: HashSet<&str> = markers_at.iter().map(|(m, _)| m.as_str()).collect();
+    for ((rule, span), inherited) in rules.iter().zip(rule_defaults) {
+        let Some(id) = rule.id() else {
+            errors.push(diag(span, "a rule needs an `id`", None));
+            continue;
+        };
+        if let Some(first) = seen.get(&id) {
+            errors.push(diag(
+                span,
+                format!("rule id {id} is used twice"),
+                Some(format!("first at {}:{}", first.file, first.line)),
+            ));
+            continue;
+        }
+        seen.insert(id, span.clone());
+        for a in &rule.actions {
+            if let Action::SkipAfter(m) = a {
+                if !known_markers.contains(m.as_str()) {
+                    errors.push(diag(
+                        span,
+                        format!("`skipAfter:{m}` names no `SecMarker`"),
+                        None,
+                    ));
+                }
+            }
+        }
+        let phase = phase_of(&rule.actions).unwrap_or(2);
+        // The head's actions: the phase's defaults first, then its own; its own disruptive
+        // action replaces the default one.
+        let own_disruptive = rule.actions.iter().any(is_disruptive);
+        let mut actions: Vec<Action> = inherited
+            .iter()
+            .filter(|a| !(own_disruptive && is_disruptive(a)))
+            .filter(|a| !matches!(a, Action::Phase(_)))
+            .cloned()
+            .collect();
+        actions.extend(rule.actions.iter().cloned());
+        let disruptive = match actions.iter().rev().find(|a| is_disruptive(a)) {
+            Some(Action::Deny) => Disruptive::Deny,
+            Some(Action::Drop) => Disruptive::Drop,
+            Some(Action::Allow(_)) => Disruptive::Allow,
+            Some(Action::Redirect(_)) => Disruptive::Redirect,
+            Some(Action::Block) => Disruptive::Block,
+            _ => Disruptive::Pass,
+        };
+        let base = Path::new(&*span.file)
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let mut links = Vec::new();
+        let mut link: Option<&Rule> = Some(rule);
+        let mut head = true;
+        let mut ok = true;
+        while let Some(l) = link {
+            if !head {
+                let bad: Vec<&Action> = l
+                    .actions
+                    .iter()
+                    .filter(|a| {
+                        is_disruptive(a)
+                            || matches!(
+                                a,
+                                Action::Id(_)
+                                    | Action::Phase(_)
+                                    | Action::Skip(_)
+                                    | Action::SkipAfter(_)
+                            )
+                    })
+                    .collect();
+                if !bad.is_empty() {
+                    errors.push(diag(
+                        &l.span,
+                        "a chained rule cannot have `id`, `phase`, a disruptive action or `skip`",
+                        Some("put them on the first rule of the chain".into()),
+                    ));
+                    ok = false;
+                }
+            }
+            let link_actions = if head {
+                actions.clone()
+            } else {
+                l.actions.clone()
+            };
+            match compile(&l.operator, &base) {
+                Ok(op) => links.push(Link {
+                    span: l.span.clone(),
+                    variables: l.variables.clone(),
+                    operator: op,
+                    transforms: transforms(&link_actions),
+                    actions: link_actions,
+                }),
+                Err(e) => {
+                    errors.push(diag(&l.span, format!("rule {id}: {e}"), None));
+                    ok = false;
+                }
+            }
+            head = false;
+            link = l.chain.as_deref();
+        }
+        if ok {
+            set.rules.push(CompiledRule {
+                id,
+                phase,
+                disruptive,
+                links,
+                tags: rule.tags().map(str::to_owned).collect(),
+            });
+        }
+    }
+    // Marker positions in the compiled order.
+    for (m, before) in markers_at {
+        let index = set.rules.iter().filter(|r| before.contains(&r.id)).count();
+        set.markers.insert(m, index);
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
+}
+
+fn phase_of(actions: &[Action]) -> Option<u8> {
+    actions.iter().rev().find_map(|a| match a {
+        Action::Phase(p) => Some(*p),
+        _ => None,
+    })
+}
+
+/// The transformation chain: `t:none` clears what came before it.
+fn transforms(actions: &[Action]) -> Vec<Transform> {
+    let mut out = Vec::new();
+    for a in actions {
+        if let Action::T(t) = a {
+            if *t == Transform::None {
+                out.clear();
+            } else {
+                out.push(*t);
+            }
+        }
+    }
+    out
+}
