@@ -25,7 +25,12 @@ fn main() {
             .collect(),
     ));
     sets.push(("all".into(), Detector::BUILTIN.to_vec()));
+    // DLP_ONLY=name runs one set only (for callgrind).
+    let only = std::env::var("DLP_ONLY").ok();
     for (name, set) in sets {
+        if only.as_ref().is_some_and(|o| *o != name) {
+            continue;
+        }
         let s = Scanner::new(&set);
         let mut best = f64::MAX;
         for _ in 0..10 {

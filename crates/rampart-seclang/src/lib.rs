@@ -8,6 +8,7 @@
 //! file, line and a caret.
 
 pub mod ast;
+pub mod eval;
 #[doc(hidden)]
 pub mod fuzzing;
 mod names;

@@ -36,6 +36,9 @@ pub struct Link {
     pub span: Span,
     /// The variables inspected (exclusions included, marked).
     pub variables: Vec<Variable>,
+    /// For each variable with a `/regex/` selector, the compiled regex (case-insensitive, as
+    /// ModSecurity compares keys).
+    pub selectors: Vec<Option<regex::bytes::Regex>>,
     /// The operator.
     pub operator: CompiledOperator,
     /// The transformations, in order (inherited ones first unless `t:none`).
@@ -51,8 +54,16 @@ pub struct CompiledRule {
     pub id: u32,
     /// Its phase, 1 to 5.
     pub phase: u8,
-    /// What a match does.
+    /// What a match does (`block` already resolved to its phase's default).
     pub disruptive: Disruptive,
+    /// Whether a match is logged (`nolog` turns it off).
+    pub log: bool,
+    /// `msg`, unexpanded.
+    pub msg: Option<String>,
+    /// `logdata`, unexpanded.
+    pub logdata: Option<String>,
+    /// `status` for a refusal.
+    pub status: Option<u16>,
     /// The head, then each chained link.
     pub links: Vec<Link>,
     /// Its tags (for removals by tag and for paranoia levels).
@@ -80,6 +91,18 @@ pub struct Ruleset {
     pub request_body_limit_action: LimitAction,
     /// `SecComponentSignature`s.
     pub signatures: Vec<String>,
+    /// Rules whose operator is not implemented yet, compiled never to match (only with
+    /// [`Options::unimplemented_never_match`]; empty otherwise).
+    pub unimplemented: Vec<u32>,
+}
+
+/// How strict compilation is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Compile rules whose operator is not implemented yet (libinjection's two) as never
+    /// matching, and list them in [`Ruleset::unimplemented`], instead of refusing the set.
+    /// For measuring progress on a rule set, never for protecting an API.
+    pub unimplemented_never_match: bool,
 }
 
 fn diag(span: &Span, message: impl Into<String>, help: Option<String>) -> Diagnostic {
@@ -118,6 +141,11 @@ fn in_ranges(ranges: &[IdRange], id: u32) -> bool {
 
 /// Compiles what the parser read. A parse with problems is refused with them.
 pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
+    compile_ruleset_with(parsed, Options::default())
+}
+
+/// [`compile_ruleset`] with options.
+pub fn compile_ruleset_with(parsed: &Parsed, opts: Options) -> Result<Ruleset, Vec<Diagnostic>> {
     if !parsed.diagnostics.is_empty() {
         return Err(parsed.diagnostics.clone());
     }
@@ -136,6 +164,7 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
         request_body_limit: None,
         request_body_limit_action: LimitAction::Reject,
         signatures: Vec::new(),
+        unimplemented: Vec::new(),
     };
     let mut rule_defaults: Vec<Vec<Action>> = Vec::new();
     for d in &parsed.directives {
@@ -293,7 +322,7 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
             .cloned()
             .collect();
         actions.extend(rule.actions.iter().cloned());
-        let disruptive = match actions.iter().rev().find(|a| is_disruptive(a)) {
+        let of = |a: Option<&Action>| match a {
             Some(Action::Deny) => Disruptive::Deny,
             Some(Action::Drop) => Disruptive::Drop,
             Some(Action::Allow(_)) => Disruptive::Allow,
@@ -301,6 +330,31 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
             Some(Action::Block) => Disruptive::Block,
             _ => Disruptive::Pass,
         };
+        let mut disruptive = of(actions.iter().rev().find(|a| is_disruptive(a)));
+        if disruptive == Disruptive::Block {
+            // `block` does what the phase's default says.
+            disruptive = match of(inherited.iter().rev().find(|a| is_disruptive(a))) {
+                Disruptive::Block => Disruptive::Deny,
+                d => d,
+            };
+        }
+        let log = !actions
+            .iter()
+            .rev()
+            .find(|a| matches!(a, Action::Log | Action::NoLog))
+            .is_some_and(|a| matches!(a, Action::NoLog));
+        let msg = actions.iter().rev().find_map(|a| match a {
+            Action::Msg(m) => Some(m.clone()),
+            _ => None,
+        });
+        let logdata = actions.iter().rev().find_map(|a| match a {
+            Action::LogData(m) => Some(m.clone()),
+            _ => None,
+        });
+        let status = actions.iter().rev().find_map(|a| match a {
+            Action::Status(s) => Some(*s),
+            _ => None,
+        });
         let base = Path::new(&*span.file)
             .parent()
             .unwrap_or(Path::new("."))
@@ -339,10 +393,51 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
             } else {
                 l.actions.clone()
             };
-            match compile(&l.operator, &base) {
+            let mut selectors = Vec::new();
+            for v in &l.variables {
+                selectors.push(match &v.selector {
+                    Some(crate::ast::Selector::Regex(re)) => {
+                        match regex::bytes::RegexBuilder::new(re)
+                            .case_insensitive(true)
+                            .build()
+                        {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                errors.push(diag(
+                                    &l.span,
+                                    format!("rule {id}: invalid key regex `{re}`: {e}"),
+                                    None,
+                                ));
+                                ok = false;
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                });
+            }
+            let unimplemented = matches!(
+                l.operator.kind,
+                crate::ast::OperatorKind::DetectSqli | crate::ast::OperatorKind::DetectXss
+            );
+            let compiled = if unimplemented && opts.unimplemented_never_match {
+                set.unimplemented.push(id);
+                compile(
+                    &crate::ast::Operator {
+                        negated: false,
+                        kind: crate::ast::OperatorKind::NoMatch,
+                        param: String::new(),
+                    },
+                    &base,
+                )
+            } else {
+                compile(&l.operator, &base)
+            };
+            match compiled {
                 Ok(op) => links.push(Link {
                     span: l.span.clone(),
                     variables: l.variables.clone(),
+                    selectors,
                     operator: op,
                     transforms: transforms(&link_actions),
                     actions: link_actions,
@@ -360,6 +455,10 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
                 id,
                 phase,
                 disruptive,
+                log,
+                msg,
+                logdata,
+                status,
                 links,
                 tags: rule.tags().map(str::to_owned).collect(),
             });

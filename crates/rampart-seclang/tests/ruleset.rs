@@ -48,7 +48,11 @@ SecRuleRemoveByTag attack-x
         [Transform::Trim],
         "t:none clears the inherited ones"
     );
-    assert_eq!(r2.disruptive, Disruptive::Block);
+    assert_eq!(
+        r2.disruptive,
+        Disruptive::Pass,
+        "`block` is the phase's default: pass"
+    );
     let r5 = &set.rules[2];
     assert_eq!(r5.disruptive, Disruptive::Deny, "phase 2's default");
     assert_eq!(r5.links.len(), 2);

@@ -1,0 +1,707 @@
+//! Evaluation: a transaction over one request (and its response), phase by phase, as
+//! ModSecurity v3 and Coraza run it.
+//!
+//! The integrator feeds the request head and calls [`Transaction::phase`] for 1, then gives
+//! the body and calls it for 2, and so on. Variables are computed from the request once;
+//! transformations are cached per (variable, value, chain) for the whole transaction; rules
+//! switched off by `ctl` or by the engine mode cost nothing.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use crate::ast::{
+    Action, AllowScope, Collection, Ctl, EngineMode, IdRange, Selector, SetVarOp, Transform,
+    Variable,
+};
+use crate::ruleset::{CompiledRule, Disruptive, Link, Ruleset};
+
+/// The request as the engine sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The request target as sent (`/a/b?x=1`).
+    pub uri: String,
+    /// `HTTP/1.1`
+    pub protocol: String,
+    /// The headers, in order, names as sent.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The client's address.
+    pub remote_addr: Option<IpAddr>,
+    /// The request id.
+    pub unique_id: String,
+}
+
+/// A refusal decided by a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interruption {
+    /// The rule.
+    pub rule: u32,
+    /// The status to answer with.
+    pub status: u16,
+    /// `deny`, `drop` or `redirect`.
+    pub action: Disruptive,
+}
+
+/// A rule that matched, for the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matched {
+    /// The rule id.
+    pub id: u32,
+    /// Its phase.
+    pub phase: u8,
+    /// `msg`, expanded.
+    pub msg: String,
+    /// `logdata`, expanded.
+    pub logdata: String,
+    /// The variable that matched last (`ARGS:q`).
+    pub var: String,
+}
+
+type Pairs = Vec<(String, Vec<u8>)>;
+
+/// One transaction.
+#[derive(Debug)]
+pub struct Transaction<'r> {
+    rules: &'r Ruleset,
+    engine: EngineMode,
+    request: Request,
+    /// Key-value collections (names lowercased for lookups, as ModSecurity compares them).
+    collections: HashMap<Collection, Pairs>,
+    /// Single values.
+    scalars: HashMap<Collection, Vec<u8>>,
+    tx: HashMap<String, Vec<u8>>,
+    removed_ids: Vec<IdRange>,
+    removed_tags: HashSet<String>,
+    removed_targets: Vec<(TargetRule, Variable)>,
+    matched_var: (String, Vec<u8>),
+    matched_vars: Pairs,
+    /// Transformation results: (variable name, value, chain length) → value.
+    cache: HashMap<(String, Vec<u8>, Vec<Transform>), Vec<u8>>,
+    matched: Vec<Matched>,
+    interruption: Option<Interruption>,
+    allowed: Option<AllowScope>,
+    body_processor: Option<String>,
+}
+
+#[derive(Debug)]
+enum TargetRule {
+    Ids(Vec<IdRange>),
+    Tag(String),
+}
+
+/// Splits `a=1&b=2` into decoded pairs (`+` and `%XX`, as ModSecurity's argument parser).
+pub fn parse_urlencoded(s: &[u8]) -> Pairs {
+    s.split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = match p.iter().position(|b| *b == b'=') {
+                Some(i) => (&p[..i], &p[i + 1..]),
+                None => (p, &p[p.len()..]),
+            };
+            let dec = |x: &[u8]| crate::transform::apply(Transform::UrlDecode, x).into_owned();
+            (String::from_utf8_lossy(&dec(k)).into_owned(), dec(v))
+        })
+        .collect()
+}
+
+fn lower(s: &str) -> String {
+    s.to_ascii_lowercase()
+}
+
+impl<'r> Transaction<'r> {
+    /// Starts a transaction: the request head's variables are computed here.
+    pub fn new(rules: &'r Ruleset, request: Request) -> Self {
+        let mut collections: HashMap<Collection, Pairs> = HashMap::new();
+        let mut scalars: HashMap<Collection, Vec<u8>> = HashMap::new();
+        let (path, query) = match request.uri.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (request.uri.clone(), String::new()),
+        };
+        // An absolute-form target: the path starts after the authority.
+        let path = match path.find("://") {
+            Some(i) => path[i + 3..]
+                .find('/')
+                .map_or_else(|| "/".to_owned(), |j| path[i + 3 + j..].to_owned()),
+            None => path,
+        };
+        let args_get = parse_urlencoded(query.as_bytes());
+        let headers: Pairs = request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut cookies = Pairs::new();
+        for (k, v) in &request.headers {
+            if k.eq_ignore_ascii_case("cookie") {
+                for part in v.split(|b| *b == b';') {
+                    let part = part.trim_ascii();
+                    if part.is_empty() {
+                        continue;
+                    }
+                    let (n, val) = match part.iter().position(|b| *b == b'=') {
+                        Some(i) => (&part[..i], &part[i + 1..]),
+                        None => (part, &part[part.len()..]),
+                    };
+                    cookies.push((String::from_utf8_lossy(n).into_owned(), val.to_vec()));
+                }
+            }
+        }
+        let filename = crate::transform::apply(Transform::UrlDecode, path.as_bytes()).into_owned();
+        let basename = filename
+            .rsplit(|b| *b == b'/')
+            .next()
+            .unwrap_or(&[])
+            .to_vec();
+        scalars.insert(
+            Collection::RequestMethod,
+            request.method.clone().into_bytes(),
+        );
+        scalars.insert(
+            Collection::RequestProtocol,
+            request.protocol.clone().into_bytes(),
+        );
+        scalars.insert(Collection::RequestUriRaw, request.uri.clone().into_bytes());
+        let uri = if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        };
+        scalars.insert(Collection::RequestUri, uri.into_bytes());
+        scalars.insert(Collection::RequestFilename, filename);
+        scalars.insert(Collection::RequestBasename, basename);
+        scalars.insert(Collection::QueryString, query.into_bytes());
+        scalars.insert(
+            Collection::RequestLine,
+            format!("{} {} {}", request.method, request.uri, request.protocol).into_bytes(),
+        );
+        if let Some(ip) = request.remote_addr {
+            scalars.insert(Collection::RemoteAddr, ip.to_string().into_bytes());
+        }
+        scalars.insert(Collection::UniqueId, request.unique_id.clone().into_bytes());
+        scalars.insert(Collection::ReqbodyError, b"0".to_vec());
+        collections.insert(Collection::ArgsGet, args_get);
+        collections.insert(Collection::ArgsPost, Pairs::new());
+        collections.insert(Collection::RequestHeaders, headers);
+        collections.insert(Collection::RequestCookies, cookies);
+        let mut t = Self {
+            rules,
+            engine: rules.engine,
+            request,
+            collections,
+            scalars,
+            tx: HashMap::new(),
+            removed_ids: Vec::new(),
+            removed_tags: HashSet::new(),
+            removed_targets: Vec::new(),
+            matched_var: (String::new(), Vec::new()),
+            matched_vars: Pairs::new(),
+            cache: HashMap::new(),
+            matched: Vec::new(),
+            interruption: None,
+            allowed: None,
+            body_processor: None,
+        };
+        t.refresh_args();
+        t
+    }
+
+    /// Gives the request body (before phase 2): parsed by the processor `ctl` chose, or by
+    /// its content type (form, JSON); `REQUEST_BODY` holds it as sent.
+    pub fn request_body(&mut self, body: &[u8]) {
+        if !self.rules.request_body_access {
+            return;
+        }
+        let ct = self
+            .request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .unwrap_or_default();
+        let processor = self.body_processor.clone().or_else(|| {
+            if ct.starts_with("application/x-www-form-urlencoded") {
+                Some("URLENCODED".into())
+            } else if ct.starts_with("application/json") || ct.contains("+json") {
+                Some("JSON".into())
+            } else {
+                None
+            }
+        });
+        self.scalars.insert(Collection::RequestBody, body.to_vec());
+        self.scalars.insert(
+            Collection::RequestBodyLength,
+            body.len().to_string().into_bytes(),
+        );
+        match processor.as_deref() {
+            Some("URLENCODED") => {
+                self.collections
+                    .insert(Collection::ArgsPost, parse_urlencoded(body));
+            }
+            Some("JSON") => match serde_json_lite(body) {
+                Some(pairs) => {
+                    self.collections.insert(Collection::ArgsPost, pairs);
+                }
+                None => {
+                    self.scalars.insert(Collection::ReqbodyError, b"1".to_vec());
+                    self.scalars
+                        .insert(Collection::ReqbodyErrorMsg, b"JSON parsing error".to_vec());
+                }
+            },
+            _ => {}
+        }
+        if let Some(p) = processor {
+            self.scalars
+                .insert(Collection::ReqbodyProcessor, p.into_bytes());
+        }
+        self.refresh_args();
+    }
+
+    fn refresh_args(&mut self) {
+        let get = self
+            .collections
+            .get(&Collection::ArgsGet)
+            .cloned()
+            .unwrap_or_default();
+        let post = self
+            .collections
+            .get(&Collection::ArgsPost)
+            .cloned()
+            .unwrap_or_default();
+        let mut all = get;
+        all.extend(post.iter().cloned());
+        let size: usize = all.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.scalars
+            .insert(Collection::ArgsCombinedSize, size.to_string().into_bytes());
+        self.collections.insert(Collection::Args, all);
+    }
+
+    /// The rules that matched so far.
+    pub fn matched(&self) -> &[Matched] {
+        &self.matched
+    }
+
+    /// The refusal, once a rule decided one.
+    pub fn interruption(&self) -> Option<&Interruption> {
+        self.interruption.as_ref()
+    }
+
+    /// A transaction variable (`tx.inbound_anomaly_score_pl1`).
+    pub fn tx(&self, key: &str) -> Option<&[u8]> {
+        self.tx.get(&lower(key)).map(Vec::as_slice)
+    }
+
+    /// Runs the rules of a phase (1 to 5); returns the refusal if there is one.
+    pub fn phase(&mut self, phase: u8) -> Option<&Interruption> {
+        if self.engine == EngineMode::Off || self.interruption.is_some() {
+            return self.interruption.as_ref();
+        }
+        if matches!(self.allowed, Some(AllowScope::All))
+            || (matches!(self.allowed, Some(AllowScope::Request)) && phase <= 2)
+        {
+            return None;
+        }
+        if matches!(self.allowed, Some(AllowScope::Phase)) {
+            self.allowed = None;
+        }
+        let rules = self.rules;
+        let mut i = 0;
+        while i < rules.rules.len() {
+            let rule = &rules.rules[i];
+            i += 1;
+            if rule.phase != phase || self.removed(rule) {
+                continue;
+            }
+            if !self.evaluate(rule) {
+                continue;
+            }
+            // Flow control.
+            let mut skip_to = None;
+            for a in &rule.links[0].actions {
+                match a {
+                    Action::SkipAfter(m) => skip_to = rules.markers.get(m).copied(),
+                    Action::Skip(n) => {
+                        // The next `n` rules of this phase.
+                        let mut left = *n;
+                        while left > 0 && i < rules.rules.len() {
+                            if rules.rules[i].phase == phase {
+                                left -= 1;
+                            }
+                            i += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match rule.disruptive {
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
+                    if self.engine == EngineMode::On {
+                        self.interruption = Some(Interruption {
+                            rule: rule.id,
+                            status: rule.status.unwrap_or(403),
+                            action: rule.disruptive,
+                        });
+                        return self.interruption.as_ref();
+                    }
+                }
+                Disruptive::Allow => {
+                    let scope = rule.links[0].actions.iter().find_map(|a| match a {
+                        Action::Allow(s) => Some(*s),
+                        _ => None,
+                    });
+                    self.allowed = scope;
+                    return None;
+                }
+                Disruptive::Pass | Disruptive::Block => {}
+            }
+            if let Some(to) = skip_to {
+                i = i.max(to);
+            }
+        }
+        None
+    }
+
+    fn removed(&self, rule: &CompiledRule) -> bool {
+        self.removed_ids.iter().any(|r| r.contains(rule.id))
+            || rule.tags.iter().any(|t| self.removed_tags.contains(t))
+    }
+
+    /// Evaluates a rule's chain; on a match runs its actions and records it.
+    fn evaluate(&mut self, rule: &CompiledRule) -> bool {
+        self.matched_vars.clear();
+        let capture = rule.links[0]
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Capture));
+        for link in &rule.links {
+            if !self.evaluate_link(rule, link, capture) {
+                return false;
+            }
+        }
+        for link in &rule.links {
+            self.run_actions(&link.actions);
+        }
+        if rule.log {
+            let msg = rule
+                .msg
+                .as_deref()
+                .map(|m| self.expand(m))
+                .unwrap_or_default();
+            let logdata = rule
+                .logdata
+                .as_deref()
+                .map(|m| self.expand(m))
+                .unwrap_or_default();
+            self.matched.push(Matched {
+                id: rule.id,
+                phase: rule.phase,
+                msg,
+                logdata,
+                var: self.matched_var.0.clone(),
+            });
+        }
+        true
+    }
+
+    fn evaluate_link(&mut self, rule: &CompiledRule, link: &Link, capture: bool) -> bool {
+        // `SecAction` has no variables: its operator runs once, on nothing.
+        let values = if link.variables.is_empty() {
+            vec![(String::new(), Vec::new())]
+        } else {
+            self.values(rule, link)
+        };
+        let multi = link.actions.iter().any(|a| matches!(a, Action::MultiMatch));
+        let mut hit = false;
+        for (name, value) in values {
+            let result = if multi {
+                // Each stage of the chain is tested, the untransformed value first.
+                let expand = |p: &str| self.expand(p);
+                let mut cur = value.clone();
+                let mut result = link.operator.matches(&cur, &expand);
+                for t in &link.transforms {
+                    if result.is_some() {
+                        break;
+                    }
+                    cur = crate::transform::apply(*t, &cur).into_owned();
+                    result = link.operator.matches(&cur, &expand);
+                }
+                result
+            } else {
+                let transformed = self.transformed(&name, &value, &link.transforms);
+                let expand = |p: &str| self.expand(p);
+                link.operator.matches(&transformed, &expand)
+            };
+            if let Some(caps) = result {
+                hit = true;
+                if capture {
+                    for (k, c) in caps.iter().enumerate() {
+                        self.tx.insert(k.to_string(), c.clone());
+                    }
+                }
+                self.matched_var = (name.clone(), value.clone());
+                self.matched_vars.push((name, value));
+            }
+        }
+        hit
+    }
+
+    fn transformed(&mut self, name: &str, value: &[u8], chain: &[Transform]) -> Vec<u8> {
+        if chain.is_empty() {
+            return value.to_vec();
+        }
+        let key = (name.to_owned(), value.to_vec(), chain.to_vec());
+        if let Some(v) = self.cache.get(&key) {
+            return v.clone();
+        }
+        let mut cur: Cow<'_, [u8]> = Cow::Borrowed(value);
+        for t in chain {
+            cur = Cow::Owned(crate::transform::apply(*t, &cur).into_owned());
+        }
+        let out = cur.into_owned();
+        self.cache.insert(key, out.clone());
+        out
+    }
+
+    /// The (name, value) pairs a link inspects, exclusions applied.
+    fn values(&self, rule: &CompiledRule, link: &Link) -> Pairs {
+        let mut out = Pairs::new();
+        let excluded = |v: &Variable, key: &str| {
+            link.variables
+                .iter()
+                .chain(self.removed_targets.iter().filter_map(|(t, var)| {
+                    let applies = match t {
+                        TargetRule::Ids(r) => r.iter().any(|r| r.contains(rule.id)),
+                        TargetRule::Tag(tag) => rule.tags.iter().any(|x| x == tag),
+                    };
+                    applies.then_some(var)
+                }))
+                .filter(|x| x.exclude && x.collection == v.collection)
+                .any(|x| match &x.selector {
+                    Some(Selector::Key(k)) => k.eq_ignore_ascii_case(key),
+                    Some(Selector::Regex(re)) => regex::bytes::RegexBuilder::new(re)
+                        .case_insensitive(true)
+                        .build()
+                        .is_ok_and(|r| r.is_match(key.as_bytes())),
+                    None => true,
+                })
+        };
+        for (k, v) in link.variables.iter().enumerate() {
+            if v.exclude {
+                continue;
+            }
+            let selector_re = link.selectors.get(k).and_then(Option::as_ref);
+            let keep = |key: &str| match (&v.selector, selector_re) {
+                (Some(Selector::Key(s)), _) => s.eq_ignore_ascii_case(key),
+                (Some(Selector::Regex(_)), Some(re)) => re.is_match(key.as_bytes()),
+                _ => true,
+            };
+            let name = v.collection.as_str();
+            let mut found = Pairs::new();
+            match v.collection {
+                Collection::Tx => {
+                    for (key, val) in &self.tx {
+                        if keep(key) && !excluded(v, key) {
+                            found.push((format!("TX:{key}"), val.clone()));
+                        }
+                    }
+                }
+                Collection::MatchedVars => {
+                    for (n, val) in &self.matched_vars {
+                        if keep(n) {
+                            found.push((n.clone(), val.clone()));
+                        }
+                    }
+                }
+                Collection::MatchedVarsNames => {
+                    for (n, _) in &self.matched_vars {
+                        found.push((n.clone(), n.clone().into_bytes()));
+                    }
+                }
+                Collection::MatchedVar => {
+                    found.push((self.matched_var.0.clone(), self.matched_var.1.clone()))
+                }
+                Collection::MatchedVarName => found.push((
+                    "MATCHED_VAR_NAME".into(),
+                    self.matched_var.0.clone().into_bytes(),
+                )),
+                c => {
+                    let (source, names) = match c {
+                        Collection::ArgsNames => (Some(Collection::Args), true),
+                        Collection::ArgsGetNames => (Some(Collection::ArgsGet), true),
+                        Collection::ArgsPostNames => (Some(Collection::ArgsPost), true),
+                        Collection::RequestHeadersNames => (Some(Collection::RequestHeaders), true),
+                        Collection::RequestCookiesNames => (Some(Collection::RequestCookies), true),
+                        Collection::ResponseHeadersNames => {
+                            (Some(Collection::ResponseHeaders), true)
+                        }
+                        Collection::FilesNames => (Some(Collection::Files), true),
+                        _ => (None, false),
+                    };
+                    let from = source.unwrap_or(c);
+                    if let Some(pairs) = self.collections.get(&from) {
+                        for (key, val) in pairs {
+                            if keep(key) && !excluded(v, key) {
+                                let value = if names {
+                                    key.clone().into_bytes()
+                                } else {
+                                    val.clone()
+                                };
+                                found.push((format!("{name}:{key}"), value));
+                            }
+                        }
+                    } else if let Some(val) = self.scalars.get(&c) {
+                        found.push((name.to_owned(), val.clone()));
+                    }
+                }
+            }
+            if v.count {
+                out.push((format!("&{name}"), found.len().to_string().into_bytes()));
+            } else {
+                out.extend(found);
+            }
+        }
+        out
+    }
+
+    fn run_actions(&mut self, actions: &[Action]) {
+        for a in actions {
+            match a {
+                Action::SetVar(sv) => {
+                    if sv.collection != Collection::Tx {
+                        continue;
+                    }
+                    let key = lower(&self.expand(&sv.key));
+                    match &sv.op {
+                        SetVarOp::Delete => {
+                            self.tx.remove(&key);
+                        }
+                        SetVarOp::Set(v) => {
+                            let v = self.expand(v).into_bytes();
+                            self.tx.insert(key, v);
+                        }
+                        SetVarOp::Add(v) | SetVarOp::Sub(v) => {
+                            let cur = self.tx.get(&key).map_or(0, |c| atoi(c));
+                            let n = atoi(self.expand(v).as_bytes());
+                            let new = if matches!(sv.op, SetVarOp::Add(_)) {
+                                cur.saturating_add(n)
+                            } else {
+                                cur.saturating_sub(n)
+                            };
+                            self.tx.insert(key, new.to_string().into_bytes());
+                        }
+                    }
+                }
+                Action::Ctl(c) => match c {
+                    Ctl::RuleEngine(m) => self.engine = *m,
+                    Ctl::RuleRemoveById(r) => self.removed_ids.extend(r.iter().copied()),
+                    Ctl::RuleRemoveByTag(t) => {
+                        self.removed_tags.insert(t.clone());
+                    }
+                    Ctl::RuleRemoveTargetById(r, vars) => {
+                        for v in vars {
+                            let mut v = v.clone();
+                            v.exclude = true;
+                            self.removed_targets.push((TargetRule::Ids(r.clone()), v));
+                        }
+                    }
+                    Ctl::RuleRemoveTargetByTag(t, vars) => {
+                        for v in vars {
+                            let mut v = v.clone();
+                            v.exclude = true;
+                            self.removed_targets.push((TargetRule::Tag(t.clone()), v));
+                        }
+                    }
+                    Ctl::RequestBodyProcessor(p) => self.body_processor = Some(p.clone()),
+                    Ctl::RequestBodyAccess(_)
+                    | Ctl::ForceRequestBodyVariable(_)
+                    | Ctl::AuditEngine(_)
+                    | Ctl::AuditLogParts(_) => {}
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// Expands `%{TX.x}`, `%{MATCHED_VAR}`, `%{REQUEST_HEADERS.host}` and the like.
+    pub fn expand(&self, text: &str) -> String {
+        if !text.contains("%{") {
+            return text.to_owned();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = rest.find("%{") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[i..]);
+                return out;
+            };
+            out.push_str(&self.macro_value(&after[..end]));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn macro_value(&self, name: &str) -> String {
+        let (col, key) = match name.split_once('.') {
+            Some((c, k)) => (c, Some(k)),
+            None => (name, None),
+        };
+        let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let Some(c) = Collection::from_name(col) else {
+            return String::new();
+        };
+        match (c, key) {
+            (Collection::Tx, Some(k)) => {
+                self.tx.get(&lower(k)).map(|v| lossy(v)).unwrap_or_default()
+            }
+            (Collection::MatchedVar, _) => lossy(&self.matched_var.1),
+            (Collection::MatchedVarName, _) => self.matched_var.0.clone(),
+            (c, Some(k)) => self
+                .collections
+                .get(&c)
+                .and_then(|p| p.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)))
+                .map(|(_, v)| lossy(v))
+                .unwrap_or_default(),
+            (c, None) => self.scalars.get(&c).map(|v| lossy(v)).unwrap_or_default(),
+        }
+    }
+}
+
+fn atoi(s: &[u8]) -> i64 {
+    let t = String::from_utf8_lossy(s);
+    let t = t.trim();
+    let end = t
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))))
+        .map_or(t.len(), |(i, _)| i);
+    t[..end].parse().unwrap_or(0)
+}
+
+/// A JSON body flattened into arguments the way ModSecurity names them: `json.a.b`, arrays
+/// by index (`json.items.0`); `None` when it is not JSON.
+fn serde_json_lite(body: &[u8]) -> Option<Pairs> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Pairs) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    walk(&format!("{prefix}.{k}"), v, out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(&format!("{prefix}.{i}"), v, out);
+                }
+            }
+            serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone().into_bytes())),
+            serde_json::Value::Null => out.push((prefix.to_owned(), Vec::new())),
+            other => out.push((prefix.to_owned(), other.to_string().into_bytes())),
+        }
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut out = Pairs::new();
+    walk("json", &v, &mut out);
+    Some(out)
+}

@@ -1,0 +1,213 @@
+//! Evaluation: variables, transformations, chains, setvar with macros, captures, ctl, flow
+//! control and disruptive actions, on hand-written rules; then the CRS itself at paranoia
+//! level 1 on a benign request and on attacks its regex rules catch.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use rampart_seclang::eval::{Request, Transaction};
+use rampart_seclang::ruleset::{compile_ruleset, compile_ruleset_with, Options, Ruleset};
+
+fn rules(text: &str) -> Ruleset {
+    let parsed = rampart_seclang::parse_str(text, "t.conf", Path::new("."));
+    compile_ruleset(&parsed).unwrap_or_else(|e| panic!("{e:#?}"))
+}
+
+fn get(uri: &str, headers: &[(&str, &str)]) -> Request {
+    Request {
+        method: "GET".into(),
+        uri: uri.into(),
+        protocol: "HTTP/1.1".into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+        remote_addr: Some("192.0.2.7".parse().unwrap()),
+        unique_id: "rid-1".into(),
+    }
+}
+
+fn ids(t: &Transaction<'_>) -> Vec<u32> {
+    t.matched().iter().map(|m| m.id).collect()
+}
+
+#[test]
+fn variables_transformations_and_scoring() {
+    let set = rules(
+        r#"
+SecRuleEngine On
+SecDefaultAction "phase:1,log,pass"
+SecDefaultAction "phase:2,log,pass"
+SecAction "id:1,phase:1,nolog,pass,setvar:tx.threshold=5,setvar:tx.score=0"
+SecRule ARGS "@rx <script" "id:10,phase:1,t:none,t:urlDecodeUni,t:lowercase,setvar:'tx.score=+%{tx.threshold}',msg:'XSS in %{MATCHED_VAR_NAME}',logdata:'%{MATCHED_VAR}'"
+SecRule REQUEST_HEADERS:User-Agent "@pm sqlmap nikto" "id:11,phase:1,setvar:tx.score=+3"
+SecRule &REQUEST_HEADERS:Host "@eq 0" "id:12,phase:1,setvar:tx.score=+1"
+SecRule ARGS_NAMES|!ARGS_NAMES:ok "@rx ^id_" "id:13,phase:1,setvar:tx.score=+1"
+SecRule REQUEST_COOKIES:session "@rx ^(\w+)-(\d+)$" "id:14,phase:1,capture,setvar:tx.user=%{tx.1}"
+SecRule TX:score "@ge %{tx.threshold}" "id:99,phase:1,deny,status:406,msg:'score %{tx.score}'"
+"#,
+    );
+    // Benign.
+    let mut t = Transaction::new(
+        &set,
+        get("/a?q=hello", &[("Host", "x"), ("Cookie", "session=ann-42")]),
+    );
+    assert!(t.phase(1).is_none());
+    assert_eq!(ids(&t), [14]);
+    assert_eq!(t.tx("user"), Some(&b"ann"[..]));
+    assert_eq!(t.tx("score"), Some(&b"0"[..]));
+    // Encoded XSS in a query argument, no Host, an attack tool: 5 + 1 + 3 = 9 ≥ 5.
+    let mut t = Transaction::new(
+        &set,
+        get(
+            "/a?q=%3CScRiPt%3Ealert(1)&id_x=1&ok=1",
+            &[("User-Agent", "sqlmap/1.7")],
+        ),
+    );
+    let i = t.phase(1).cloned().unwrap();
+    assert_eq!((i.rule, i.status), (99, 406));
+    assert_eq!(ids(&t), [10, 11, 12, 13, 99]);
+    let m = &t.matched()[0];
+    assert_eq!(m.msg, "XSS in ARGS:q");
+    assert_eq!(m.logdata, "<ScRiPt>alert(1)");
+    assert_eq!(t.matched()[4].msg, "score 10");
+}
+
+#[test]
+fn chains_ctl_skip_and_detection_only() {
+    let set = rules(
+        r#"
+SecDefaultAction "phase:1,log,pass"
+SecRule REQUEST_METHOD "@streq POST" "id:1,phase:1,chain,deny"
+    SecRule REQUEST_HEADERS:Content-Type "!@rx ^application/json" "t:lowercase"
+SecRule REQUEST_FILENAME "@beginsWith /admin" "id:2,phase:1,pass,ctl:ruleRemoveById=3,ctl:ruleRemoveTargetById=4;ARGS:token"
+SecRule ARGS "@rx ." "id:3,phase:1,deny"
+SecRule ARGS "@rx secret" "id:4,phase:1,deny"
+SecRule ARGS:skip "@eq 1" "id:5,phase:1,pass,skipAfter:END"
+SecRule ARGS "@rx boom" "id:6,phase:1,deny"
+SecMarker END
+SecRule ARGS:engine "@streq off" "id:7,phase:1,pass,ctl:ruleEngine=DetectionOnly"
+SecRule ARGS "@rx late" "id:8,phase:1,deny"
+"#,
+    );
+    let mut post = get("/x", &[("Content-Type", "Text/Plain")]);
+    post.method = "POST".into();
+    let mut t = Transaction::new(&set, post);
+    assert_eq!(
+        t.phase(1).map(|i| i.rule),
+        Some(1),
+        "both links of the chain match"
+    );
+    let mut post = get("/x", &[("Content-Type", "application/JSON")]);
+    post.method = "POST".into();
+    let mut t = Transaction::new(&set, post);
+    assert!(t.phase(1).is_none(), "the second link does not");
+    // ctl removes rule 3 and ARGS:token from rule 4 for this transaction only.
+    let mut t = Transaction::new(&set, get("/admin/x?token=secret", &[]));
+    assert!(t.phase(1).is_none(), "{:?}", ids(&t));
+    let mut t = Transaction::new(&set, get("/x?token=secret", &[]));
+    assert_eq!(t.phase(1).map(|i| i.rule), Some(3));
+    // skipAfter jumps over rule 6.
+    let mut t = Transaction::new(&set, get("/admin?skip=1&b=boom", &[]));
+    assert!(t.phase(1).is_none(), "{:?}", ids(&t));
+    // DetectionOnly: the match is recorded, nothing is refused.
+    let mut t = Transaction::new(&set, get("/admin?engine=off&c=late", &[]));
+    assert!(t.phase(1).is_none());
+    assert!(ids(&t).contains(&8));
+}
+
+#[test]
+fn bodies_form_and_json() {
+    let set = rules(
+        r#"
+SecRequestBodyAccess On
+SecRule ARGS_POST:user "@streq admin" "id:1,phase:2,deny"
+SecRule ARGS:json.items.1.name "@rx ^<" "id:2,phase:2,deny,status:400"
+SecRule REQBODY_ERROR "!@eq 0" "id:3,phase:2,deny,status:400"
+"#,
+    );
+    let mut form = get(
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    form.method = "POST".into();
+    let mut t = Transaction::new(&set, form.clone());
+    t.phase(1);
+    t.request_body(b"user=admin&x=1");
+    assert_eq!(t.phase(2).map(|i| i.rule), Some(1));
+    let mut json = form;
+    json.headers = vec![("Content-Type".into(), b"application/json".to_vec())];
+    let mut t = Transaction::new(&set, json.clone());
+    t.request_body(br#"{"items":[{"name":"a"},{"name":"<b>"}]}"#);
+    assert_eq!(t.phase(2).map(|i| (i.rule, i.status)), Some((2, 400)));
+    let mut t = Transaction::new(&set, json);
+    t.request_body(b"{not json");
+    assert_eq!(t.phase(2).map(|i| i.rule), Some(3));
+}
+
+fn crs() -> Ruleset {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/crs");
+    let main = format!(
+        "SecRuleEngine On\nSecRequestBodyAccess On\nInclude {}\nInclude {}/rules/*.conf\n",
+        dir.join("crs-setup.conf.example").display(),
+        dir.display()
+    );
+    let parsed = rampart_seclang::parse_str(&main, "main.conf", &dir);
+    let set = compile_ruleset_with(
+        &parsed,
+        Options {
+            unimplemented_never_match: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(set.unimplemented.len(), 4, "only libinjection's rules wait");
+    set
+}
+
+#[test]
+fn the_crs_at_paranoia_level_1() {
+    let set = crs();
+    let headers = [
+        ("Host", "localhost"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+        ),
+        ("Accept", "text/html"),
+    ];
+    let run = |uri: &str, extra: &[(&str, &str)]| {
+        let mut h: Vec<(&str, &str)> = headers.to_vec();
+        h.extend_from_slice(extra);
+        let mut t = Transaction::new(&set, get(uri, &h));
+        let mut out = t.phase(1).cloned();
+        if out.is_none() {
+            t.request_body(b"");
+            out = t.phase(2).cloned();
+        }
+        (out, ids(&t))
+    };
+    let (benign, matched) = run("/products?page=2&sort=price", &[]);
+    assert!(
+        benign.is_none(),
+        "a benign GET is let through; matched {matched:?}"
+    );
+    // Path traversal (930xxx), a shell command (932xxx), a scanner's user agent (913xxx):
+    // each adds to the anomaly score, and 949110 refuses the request.
+    for (uri, extra, family) in [
+        ("/download?file=../../../../etc/passwd", vec![], 930),
+        ("/?cmd=;cat%20/etc/passwd", vec![], 932),
+        (
+            "/",
+            vec![("User-Agent", "sqlmap/1.7.2#stable (https://sqlmap.org)")],
+            913,
+        ),
+    ] {
+        let (out, matched) = run(uri, &extra);
+        let out = out.unwrap_or_else(|| panic!("{uri} not refused; matched {matched:?}"));
+        assert_eq!(out.rule, 949110, "{uri}: {matched:?}");
+        assert!(
+            matched.iter().any(|id| id / 1000 == family),
+            "{uri}: no {family}xxx rule in {matched:?}"
+        );
+    }
+}
