@@ -414,7 +414,9 @@ impl<'r> Transaction<'r> {
         let multi = link.actions.iter().any(|a| matches!(a, Action::MultiMatch));
         let mut hit = false;
         for (name, value) in values {
-            let result = if multi {
+            // The value tested last is what MATCHED_VAR holds (transformed, as ModSecurity
+            // logs it and as chained rules on MATCHED_VARS expect).
+            let (result, tested) = if multi {
                 // Each stage of the chain is tested, the untransformed value first.
                 let expand = |p: &str| self.expand(p);
                 let mut cur = value.clone();
@@ -426,12 +428,13 @@ impl<'r> Transaction<'r> {
                     cur = crate::transform::apply(*t, &cur).into_owned();
                     result = link.operator.matches(&cur, &expand);
                 }
-                result
+                (result, cur)
             } else {
                 let transformed = self.transformed(&name, &value, &link.transforms);
                 let expand = |p: &str| self.expand(p);
-                link.operator.matches(&transformed, &expand)
+                (link.operator.matches(&transformed, &expand), transformed)
             };
+            let value = tested;
             if let Some(caps) = result {
                 hit = true;
                 if capture {

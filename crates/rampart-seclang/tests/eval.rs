@@ -69,7 +69,7 @@ SecRule TX:score "@ge %{tx.threshold}" "id:99,phase:1,deny,status:406,msg:'score
     assert_eq!(ids(&t), [10, 11, 12, 13, 99]);
     let m = &t.matched()[0];
     assert_eq!(m.msg, "XSS in ARGS:q");
-    assert_eq!(m.logdata, "<ScRiPt>alert(1)");
+    assert_eq!(m.logdata, "<script>alert(1)", "the value as transformed");
     assert_eq!(t.matched()[4].msg, "score 10");
 }
 
