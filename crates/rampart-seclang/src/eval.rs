@@ -374,12 +374,13 @@ impl<'r> Transaction<'r> {
             .actions
             .iter()
             .any(|a| matches!(a, Action::Capture));
+        // Each link's non-disruptive actions run as soon as it matches: a chained rule may
+        // read what the link before it set (CRS 931130 sets `tx.rfi_parameter_*`, then
+        // inspects it).
         for link in &rule.links {
             if !self.evaluate_link(rule, link, capture) {
                 return false;
             }
-        }
-        for link in &rule.links {
             self.run_actions(&link.actions);
         }
         if rule.log {
