@@ -203,6 +203,34 @@ impl<'r> Transaction<'r> {
             allowed: None,
             body_processor: None,
         };
+        // The body processor is known from the head (CRS checks REQBODY_PROCESSOR in phase
+        // 1): by content type, as ModSecurity's recommended configuration chooses it (its
+        // rules 200000 and 200001 pick XML and JSON).
+        let ct = t
+            .request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| String::from_utf8_lossy(v).trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let processor = if ct.starts_with("multipart/form-data") {
+            Some("MULTIPART")
+        } else if ct.starts_with("application/x-www-form-urlencoded") {
+            Some("URLENCODED")
+        } else if ct.starts_with("application/json") || ct.contains("+json") {
+            Some("JSON")
+        } else if ct.starts_with("text/xml")
+            || ct.starts_with("application/xml")
+            || ct.contains("+xml")
+        {
+            Some("XML")
+        } else {
+            None
+        };
+        if let Some(p) = processor {
+            t.scalars
+                .insert(Collection::ReqbodyProcessor, p.as_bytes().to_vec());
+        }
         t.refresh_args();
         t
     }
@@ -218,16 +246,12 @@ impl<'r> Transaction<'r> {
             .headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();
         let processor = self.body_processor.clone().or_else(|| {
-            if ct.starts_with("application/x-www-form-urlencoded") {
-                Some("URLENCODED".into())
-            } else if ct.starts_with("application/json") || ct.contains("+json") {
-                Some("JSON".into())
-            } else {
-                None
-            }
+            self.scalars
+                .get(&Collection::ReqbodyProcessor)
+                .map(|p| String::from_utf8_lossy(p).into_owned())
         });
         self.scalars.insert(Collection::RequestBody, body.to_vec());
         self.scalars.insert(
@@ -249,6 +273,7 @@ impl<'r> Transaction<'r> {
                         .insert(Collection::ReqbodyErrorMsg, b"JSON parsing error".to_vec());
                 }
             },
+            Some("MULTIPART") => self.multipart(&ct, body),
             _ => {}
         }
         if let Some(p) = processor {
@@ -256,6 +281,90 @@ impl<'r> Transaction<'r> {
                 .insert(Collection::ReqbodyProcessor, p.into_bytes());
         }
         self.refresh_args();
+    }
+
+    fn multipart(&mut self, content_type: &str, body: &[u8]) {
+        let Some((boundary, mut flags)) = crate::multipart::boundary(content_type) else {
+            self.scalars.insert(Collection::ReqbodyError, b"1".to_vec());
+            self.scalars.insert(
+                Collection::ReqbodyErrorMsg,
+                b"multipart: no boundary in the content type".to_vec(),
+            );
+            self.scalars
+                .insert(Collection::MultipartStrictError, b"1".to_vec());
+            return;
+        };
+        let m = crate::multipart::parse(body, &boundary);
+        flags.extend(m.flags.iter().copied());
+        if let Some(e) = &m.error {
+            self.scalars.insert(Collection::ReqbodyError, b"1".to_vec());
+            self.scalars
+                .insert(Collection::ReqbodyErrorMsg, e.clone().into_bytes());
+        }
+        let flag = |c: Collection, on: bool| (c, if on { b"1".to_vec() } else { b"0".to_vec() });
+        let has = |n: &str| flags.contains(&n);
+        for (c, v) in [
+            flag(
+                Collection::MultipartBoundaryQuoted,
+                has("MULTIPART_BOUNDARY_QUOTED"),
+            ),
+            flag(
+                Collection::MultipartBoundaryWhitespace,
+                has("MULTIPART_BOUNDARY_WHITESPACE"),
+            ),
+            flag(
+                Collection::MultipartDataBefore,
+                has("MULTIPART_DATA_BEFORE"),
+            ),
+            flag(Collection::MultipartDataAfter, has("MULTIPART_DATA_AFTER")),
+            flag(
+                Collection::MultipartHeaderFolding,
+                has("MULTIPART_HEADER_FOLDING"),
+            ),
+            flag(Collection::MultipartLfLine, has("MULTIPART_LF_LINE")),
+            flag(
+                Collection::MultipartMissingSemicolon,
+                has("MULTIPART_MISSING_SEMICOLON"),
+            ),
+            flag(
+                Collection::MultipartInvalidQuoting,
+                has("MULTIPART_INVALID_QUOTING"),
+            ),
+            flag(
+                Collection::MultipartInvalidPart,
+                has("MULTIPART_INVALID_PART"),
+            ),
+            flag(
+                Collection::MultipartUnmatchedBoundary,
+                has("MULTIPART_UNMATCHED_BOUNDARY"),
+            ),
+            flag(
+                Collection::MultipartStrictError,
+                !flags.is_empty() || m.error.is_some(),
+            ),
+        ] {
+            self.scalars.insert(c, v);
+        }
+        let size: usize = m.files.iter().map(|f| f.2).sum();
+        self.scalars
+            .insert(Collection::FilesCombinedSize, size.to_string().into_bytes());
+        self.collections.insert(Collection::ArgsPost, m.fields);
+        self.collections.insert(
+            Collection::Files,
+            m.files
+                .iter()
+                .map(|(n, f, _)| (n.clone(), f.clone().into_bytes()))
+                .collect(),
+        );
+        self.collections.insert(
+            Collection::FilesSizes,
+            m.files
+                .iter()
+                .map(|(n, _, s)| (n.clone(), s.to_string().into_bytes()))
+                .collect(),
+        );
+        self.collections
+            .insert(Collection::MultipartPartHeaders, m.part_headers);
     }
 
     fn refresh_args(&mut self) {
@@ -374,14 +483,14 @@ impl<'r> Transaction<'r> {
             .actions
             .iter()
             .any(|a| matches!(a, Action::Capture));
-        // Each link's non-disruptive actions run as soon as it matches: a chained rule may
-        // read what the link before it set (CRS 931130 sets `tx.rfi_parameter_*`, then
-        // inspects it).
+        // A link's non-disruptive actions run for each value it matches, as soon as it
+        // matches (ModSecurity v3 and Coraza): a chained rule may read what the link before
+        // set (CRS 931130 sets `tx.rfi_parameter_*`, then inspects it), and a rule can
+        // collect every match (CRS 922150 collects each part's content type).
         for link in &rule.links {
             if !self.evaluate_link(rule, link, capture) {
                 return false;
             }
-            self.run_actions(&link.actions);
         }
         if rule.log {
             let msg = rule
@@ -445,6 +554,7 @@ impl<'r> Transaction<'r> {
                 }
                 self.matched_var = (name.clone(), value.clone());
                 self.matched_vars.push((name, value));
+                self.run_actions(&link.actions);
             }
         }
         hit
@@ -616,7 +726,11 @@ impl<'r> Transaction<'r> {
                             self.removed_targets.push((TargetRule::Tag(t.clone()), v));
                         }
                     }
-                    Ctl::RequestBodyProcessor(p) => self.body_processor = Some(p.clone()),
+                    Ctl::RequestBodyProcessor(p) => {
+                        self.body_processor = Some(p.clone());
+                        self.scalars
+                            .insert(Collection::ReqbodyProcessor, p.clone().into_bytes());
+                    }
                     Ctl::RequestBodyAccess(_)
                     | Ctl::ForceRequestBodyVariable(_)
                     | Ctl::AuditEngine(_)
