@@ -83,6 +83,7 @@ pub struct Transaction<'r> {
     interruption: Option<Interruption>,
     allowed: Option<AllowScope>,
     body_processor: Option<String>,
+    force_body_variable: bool,
 }
 
 #[derive(Debug)]
@@ -202,6 +203,7 @@ impl<'r> Transaction<'r> {
             interruption: None,
             allowed: None,
             body_processor: None,
+            force_body_variable: false,
         };
         // The body processor is known from the head (CRS checks REQBODY_PROCESSOR in phase
         // 1): by content type, as ModSecurity's recommended configuration chooses it (its
@@ -253,7 +255,11 @@ impl<'r> Transaction<'r> {
                 .get(&Collection::ReqbodyProcessor)
                 .map(|p| String::from_utf8_lossy(p).into_owned())
         });
-        self.scalars.insert(Collection::RequestBody, body.to_vec());
+        // REQUEST_BODY holds the body only for the URLENCODED processor or when forced
+        // (ModSecurity's rule); its length always.
+        if processor.as_deref() == Some("URLENCODED") || self.force_body_variable {
+            self.scalars.insert(Collection::RequestBody, body.to_vec());
+        }
         self.scalars.insert(
             Collection::RequestBodyLength,
             body.len().to_string().into_bytes(),
@@ -274,6 +280,16 @@ impl<'r> Transaction<'r> {
                 }
             },
             Some("MULTIPART") => self.multipart(&ct, body),
+            Some("XML") => match xml_values(body) {
+                Some(pairs) => {
+                    self.collections.insert(Collection::Xml, pairs);
+                }
+                None => {
+                    self.scalars.insert(Collection::ReqbodyError, b"1".to_vec());
+                    self.scalars
+                        .insert(Collection::ReqbodyErrorMsg, b"XML parsing error".to_vec());
+                }
+            },
             _ => {}
         }
         if let Some(p) = processor {
@@ -664,8 +680,11 @@ impl<'r> Transaction<'r> {
                                 found.push((format!("{name}:{key}"), value));
                             }
                         }
-                    } else if let Some(val) = self.scalars.get(&c) {
-                        found.push((name.to_owned(), val.clone()));
+                    } else if !is_collection(c) {
+                        // A single variable always has a value, empty when unset (CRS 901340
+                        // tests REQBODY_PROCESSOR before any processor is chosen).
+                        let val = self.scalars.get(&c).cloned().unwrap_or_default();
+                        found.push((name.to_owned(), val));
                     }
                 }
             }
@@ -731,10 +750,8 @@ impl<'r> Transaction<'r> {
                         self.scalars
                             .insert(Collection::ReqbodyProcessor, p.clone().into_bytes());
                     }
-                    Ctl::RequestBodyAccess(_)
-                    | Ctl::ForceRequestBodyVariable(_)
-                    | Ctl::AuditEngine(_)
-                    | Ctl::AuditLogParts(_) => {}
+                    Ctl::ForceRequestBodyVariable(on) => self.force_body_variable = *on,
+                    Ctl::RequestBodyAccess(_) | Ctl::AuditEngine(_) | Ctl::AuditLogParts(_) => {}
                 },
                 _ => {}
             }
@@ -822,4 +839,74 @@ fn serde_json_lite(body: &[u8]) -> Option<Pairs> {
     let mut out = Pairs::new();
     walk("json", &v, &mut out);
     Some(out)
+}
+
+/// An XML body as ModSecurity's `XML:/*` (every element's text) and `XML://@*` (every
+/// attribute's value) see it; `None` when it is not well-formed XML.
+fn xml_values(body: &[u8]) -> Option<Pairs> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    reader.config_mut().check_end_names = true;
+    let mut out = Pairs::new();
+    let mut depth: usize = 0;
+    let mut seen_root = false;
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).ok()? {
+            Event::Start(e) => {
+                depth += 1;
+                seen_root = true;
+                for a in e.attributes() {
+                    out.push(("//@*".into(), a.ok()?.value.into_owned()));
+                }
+            }
+            Event::Empty(e) => {
+                seen_root = true;
+                for a in e.attributes() {
+                    out.push(("//@*".into(), a.ok()?.value.into_owned()));
+                }
+            }
+            Event::Text(t) => {
+                let text = t.as_ref().to_vec();
+                if !text.iter().all(u8::is_ascii_whitespace) {
+                    if depth == 0 {
+                        return None;
+                    }
+                    out.push(("/*".into(), text));
+                }
+            }
+            Event::CData(t) => out.push(("/*".into(), t.into_inner().into_owned())),
+            Event::End(_) => depth = depth.checked_sub(1)?,
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    (seen_root && depth == 0).then_some(out)
+}
+
+/// Whether a variable is a collection of key-value pairs (absent means empty) rather than a
+/// single value (absent means the empty string).
+fn is_collection(c: Collection) -> bool {
+    matches!(
+        c,
+        Collection::Args
+            | Collection::ArgsGet
+            | Collection::ArgsPost
+            | Collection::RequestHeaders
+            | Collection::RequestCookies
+            | Collection::ResponseHeaders
+            | Collection::Files
+            | Collection::FilesSizes
+            | Collection::FilesTmpNames
+            | Collection::MultipartPartHeaders
+            | Collection::Xml
+            | Collection::Ip
+            | Collection::Global
+            | Collection::Session
+            | Collection::User
+            | Collection::Resource
+            | Collection::Env
+            | Collection::Rule
+    )
 }
