@@ -227,7 +227,8 @@ pub fn decode_all(coding: Coding, body: &[u8], max: u64) -> Result<Vec<u8>, Deco
 
 /// The fuzz target's body (`fuzz/fuzz_targets/dlp_decode.rs`, replayed on stable by
 /// `tests/fuzz_corpus.rs`): the first byte picks the coding and the chunk size, the rest is a
-/// body. Decoding in chunks must give what decoding whole gives, never more than the cap.
+/// body. Decoding in chunks must give what decoding whole gives (the same bytes, or a refusal
+/// both ways), never more than the cap.
 #[doc(hidden)]
 #[allow(clippy::panic)]
 pub fn fuzz_decode(data: &[u8]) {
@@ -264,8 +265,9 @@ pub fn fuzz_decode(data: &[u8]) {
     assert!(out.len() as u64 <= max, "the cap was passed");
     match (whole, failed) {
         (Ok(w), None) => assert_eq!(w, out, "chunked decoding differs from whole"),
-        (Err(DecodeError::TooLarge), Some(DecodeError::TooLarge)) => {}
-        (Err(DecodeError::Corrupt(_)), Some(DecodeError::Corrupt(_))) => {}
+        // A body both too large and corrupt may be caught by either check first, depending
+        // on where the chunks end: any refusal agrees with any other.
+        (Err(_), Some(_)) => {}
         (w, f) => panic!("whole: {w:?}, chunked: {f:?}"),
     }
 }
