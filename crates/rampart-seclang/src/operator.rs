@@ -99,6 +99,9 @@ fn data_lines(text: &str) -> impl Iterator<Item = &str> {
 /// A regex with ModSecurity's byte semantics (`.` is any byte, `\w` is ASCII); a pattern that
 /// needs Unicode classes falls back to Unicode mode.
 fn regex(p: &str) -> Result<Regex, String> {
+    // PCRE without UTF mode reads `\x{e2}` as the byte 0xe2; the `regex` crate reads braces as
+    // a code point, so byte values are rewritten to the brace-less form.
+    let p = &bytes_escapes(p);
     let build = |unicode: bool| {
         RegexBuilder::new(p)
             .unicode(unicode)
@@ -109,6 +112,37 @@ fn regex(p: &str) -> Result<Regex, String> {
     build(false)
         .or_else(|_| build(true))
         .map_err(|e| format!("invalid regular expression: {e}"))
+}
+
+/// `\x{hh}` (one or two hex digits) to `\xhh`, outside of anything else.
+fn bytes_escapes(p: &str) -> String {
+    let b = p.as_bytes();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            if b[i + 1] == b'x' && b.get(i + 2) == Some(&b'{') {
+                if let Some(close) = p[i + 3..].find('}') {
+                    let hex = &p[i + 3..i + 3 + close];
+                    if (1..=2).contains(&hex.len()) && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                        out.push_str(&format!("\\x{hex:0>2}"));
+                        i += 3 + close + 1;
+                        continue;
+                    }
+                }
+            }
+            // Any other escape is copied whole, so `\\x{…}` stays as written.
+            let ch = p[i + 1..].chars().next().unwrap_or('\\');
+            out.push('\\');
+            out.push(ch);
+            i += 1 + ch.len_utf8();
+            continue;
+        }
+        let ch = p[i..].chars().next().unwrap_or('\0');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
 }
 
 fn phrases<'a>(list: impl Iterator<Item = &'a str>) -> Result<AhoCorasick, String> {
