@@ -857,17 +857,23 @@ fn xml_values(body: &[u8]) -> Option<Pairs> {
                 depth += 1;
                 seen_root = true;
                 for a in e.attributes() {
-                    out.push(("//@*".into(), a.ok()?.value.into_owned()));
+                    out.push(("//@*".into(), attribute_value(&a.ok()?)));
                 }
             }
             Event::Empty(e) => {
                 seen_root = true;
                 for a in e.attributes() {
-                    out.push(("//@*".into(), a.ok()?.value.into_owned()));
+                    out.push(("//@*".into(), attribute_value(&a.ok()?)));
                 }
             }
             Event::Text(t) => {
-                let text = t.as_ref().to_vec();
+                // Character and entity references decoded, as libxml2 gives the text.
+                let text = match t.decode() {
+                    Ok(d) => quick_xml::escape::unescape(&d)
+                        .map(|u| u.into_owned().into_bytes())
+                        .unwrap_or_else(|_| t.as_ref().to_vec()),
+                    Err(_) => t.as_ref().to_vec(),
+                };
                 if !text.iter().all(u8::is_ascii_whitespace) {
                     if depth == 0 {
                         return None;
@@ -909,4 +915,12 @@ fn is_collection(c: Collection) -> bool {
             | Collection::Env
             | Collection::Rule
     )
+}
+
+/// An attribute's value with its references decoded (the raw value when they do not decode).
+fn attribute_value(a: &quick_xml::events::attributes::Attribute<'_>) -> Vec<u8> {
+    std::str::from_utf8(&a.value)
+        .ok()
+        .and_then(|v| quick_xml::escape::unescape(v).ok())
+        .map_or_else(|| a.value.to_vec(), |u| u.into_owned().into_bytes())
 }
