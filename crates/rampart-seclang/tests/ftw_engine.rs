@@ -7,7 +7,7 @@
 //! request phases), with the CRS at paranoia level 4 in `DetectionOnly` and the argument and
 //! file size limits the CRS project's own test setup sets (rules 920360–920410 test them). What does not (counted, listed in the summary): raw
 //! `encoded_request`s, stages that expect a status or a response, and stages that need the
-//! response phases. The pass rate may only go up: the floor below is the figure measured when
+//! response or logging phases (rules 950000 and up). The pass rate may only go up: the floor below is the figure measured when
 //! it was last raised.
 #![allow(
     clippy::unwrap_used,
@@ -122,9 +122,12 @@ fn crs_regression_tests_against_the_engine() {
                 if expect
                     .iter()
                     .chain(&forbid)
-                    .any(|id| (950_000..=980_000).contains(id))
+                    .any(|id| (950_000..=999_999).contains(id))
                 {
-                    *tally.skipped.entry("response phases").or_default() += 1;
+                    *tally
+                        .skipped
+                        .entry("response or logging phases")
+                        .or_default() += 1;
                     continue;
                 }
                 let matched = run(&set, input);
