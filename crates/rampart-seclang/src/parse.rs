@@ -272,7 +272,7 @@ impl Parser {
         if files.is_empty() {
             self.out.diagnostics.push(at.diag(
                 arg.inner,
-                format!("no file matches {}", pattern.display()),
+                format!("cannot read {}: no file matches", pattern.display()),
                 None,
             ));
         }

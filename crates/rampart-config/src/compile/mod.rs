@@ -89,6 +89,13 @@ pub fn compile(
     let ddos = cx.at("ddos", |cx| {
         rampart_stages::ddos::DdosGuard::compile(&file.ddos, cx)
     });
+    let global_crs = file.waf.crs.as_ref().and_then(|c| {
+        cx.at("waf", |cx| {
+            cx.at("crs", |cx| {
+                rampart_stages::waf::CrsRules::compile(c, base_dir, cx)
+            })
+        })
+    });
     let global_dlp = file.dlp.as_ref().and_then(|d| {
         cx.at("dlp", |cx| {
             rampart_stages::dlp::Dlp::compile(d, base_dir, cx)
@@ -128,6 +135,7 @@ pub fn compile(
                             ddos: ddos.as_ref(),
                             limit_store: limit_store.as_ref(),
                             global_dlp: global_dlp.as_ref(),
+                            global_crs: global_crs.as_ref(),
                         },
                         cx,
                     )
@@ -298,6 +306,7 @@ struct Shared<'a> {
     ddos: Option<&'a Arc<rampart_stages::ddos::DdosGuard>>,
     limit_store: Option<&'a rampart_stages::ratelimit::Backend>,
     global_dlp: Option<&'a Arc<rampart_stages::dlp::Dlp>>,
+    global_crs: Option<&'a Arc<rampart_stages::waf::CrsRules>>,
 }
 
 fn compile_listeners(
@@ -602,6 +611,15 @@ fn compile_api(
             }
         });
     }
+    // An API's own managed rules replace the global ones.
+    let crs = match &a.waf.crs {
+        Some(c) => cx.at("waf", |cx| {
+            cx.at("crs", |cx| {
+                rampart_stages::waf::CrsRules::compile(c, shared.base_dir, cx)
+            })
+        }),
+        None => shared.global_crs.cloned(),
+    };
     // An API's own section replaces the global one.
     let dlp = match &a.dlp {
         Some(d) => cx.at("dlp", |cx| {
@@ -642,6 +660,7 @@ fn compile_api(
             }),
             schema,
             dlp,
+            crs,
         }),
         max_inspect_bytes: a.request_body.max_inspect_bytes,
         oversize: a.request_body.oversize,

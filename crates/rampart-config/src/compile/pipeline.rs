@@ -8,7 +8,7 @@ use rampart_stages::dlp::{Dlp, DlpStage};
 use rampart_stages::iprules::IpRules;
 use rampart_stages::ratelimit::RateLimitStage;
 use rampart_stages::schema::{OperationRouter, Schema, SchemaBody, SchemaValidator};
-use rampart_stages::waf::{CustomRules, CustomRulesStage};
+use rampart_stages::waf::{CrsRules, CrsStage, CustomRules, CustomRulesStage};
 
 /// The stages of one API (or of requests no API serves), compiled, before they are ordered.
 #[derive(Debug, Default)]
@@ -31,6 +31,8 @@ pub struct ApiStages<'a> {
     pub schema: Option<Arc<Schema>>,
     /// Data loss prevention (the API's section, or the global one).
     pub dlp: Option<Arc<Dlp>>,
+    /// The managed WAF rules (the API's, or the global ones).
+    pub crs: Option<Arc<CrsRules>>,
 }
 
 /// Builds an API's pipeline. The order is a reviewed security property, not a user setting:
@@ -52,6 +54,7 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
         ratelimit,
         schema,
         dlp,
+        crs,
     } = stages;
     let mut slots = Vec::new();
     // 0. Operation routing: names the OpenAPI operation and its path parameters, and never
@@ -118,6 +121,18 @@ pub fn build_pipeline(stages: ApiStages<'_>) -> Pipeline {
         slots.push(Slot {
             stage: Arc::new(stage),
             enforcement: Enforcement::Enforce,
+            on_error: OnError::Deny,
+        });
+    }
+    // 4b. The managed WAF rules (CRS): in the request-body phase, after the schema has
+    //     refused bodies that are not even the declared JSON and after the custom rules (the
+    //     operator's own verdicts come first), running CRS's phases 1 and 2 on the whole
+    //     request at once. They cost the most of all the request stages, so everything cheap
+    //     has had its say. Enforcement is the section's.
+    if let Some(rules) = crs {
+        slots.push(Slot {
+            enforcement: rules.enforcement(),
+            stage: Arc::new(CrsStage(rules)),
             on_error: OnError::Deny,
         });
     }

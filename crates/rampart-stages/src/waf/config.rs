@@ -11,6 +11,10 @@ pub struct WafConfig {
     /// Custom rules, evaluated in order.
     #[serde(default)]
     pub custom: Vec<CustomRuleConfig>,
+    /// The managed rules: the OWASP CRS or another SecLang rule set (an API's own section
+    /// replaces the global one).
+    #[serde(default)]
+    pub crs: Option<super::crs::CrsConfig>,
 }
 
 /// One custom rule as written in YAML.

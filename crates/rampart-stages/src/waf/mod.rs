@@ -29,9 +29,11 @@
 //! the request; every match is a finding, so an event with the rule's id.
 
 mod config;
+mod crs;
 mod custom;
 
 pub use config::{CustomAction, CustomRuleConfig, WafConfig};
+pub use crs::{CrsConfig, CrsRules, CrsStage, CRS_STAGE};
 pub use custom::{CustomRules, CustomRulesStage, SKIPPABLE_STAGES, STAGE};
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ fn compile(rules: Vec<CustomRuleConfig>) -> Result<Arc<CustomRules>, Vec<String>
     let section = WafConfig {
         enforcement: Enforcement::Enforce,
         custom: rules,
+        crs: None,
     };
     let mut cx = CompileCx::new();
     let r = cx.at("waf", |cx| {

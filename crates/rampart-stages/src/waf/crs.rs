@@ -1,0 +1,243 @@
+//! `waf.crs`: the OWASP Core Rule Set (or any SecLang rule set) through `rampart-seclang`.
+//!
+//! ```yaml
+//! waf:
+//!   crs:
+//!     rules: [/usr/share/modsecurity-crs/rules/*.conf]
+//!     paranoia_level: 1
+//!     inbound_anomaly_threshold: 5
+//! ```
+//!
+//! Rampart writes the setup CRS needs (what `crs-setup.conf` holds: the default actions,
+//! the paranoia levels, the thresholds) and includes the files listed, in order: the rules,
+//! and exclusion files before or after them. The request's phases 1 and 2 run once its body
+//! is buffered (the proxy buffers it for this stage); every rule that matched is a finding
+//! with its id and message, and a refusal (CRS's 949110 when the anomaly score reaches the
+//! threshold) answers 403.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rampart_core::{
+    Block, CompileCx, Decision, Enforcement, Exchange, Finding, FindingAction, Outcome, Phases,
+    Reason, RuleId, Stage, StageId,
+};
+use rampart_seclang::eval::{Request, Transaction};
+use rampart_seclang::ruleset::{compile_ruleset_with, Options, Ruleset};
+use serde::Deserialize;
+
+/// The stage's id.
+pub const CRS_STAGE: StageId = StageId("waf.crs");
+
+/// `waf.crs`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrsConfig {
+    /// SecLang files to include, in order (globs in file names), relative to the config file:
+    /// the CRS's `rules/*.conf`, and exclusion files before or after them.
+    pub rules: Vec<String>,
+    /// The blocking paranoia level, 1 to 4.
+    #[serde(default = "one")]
+    pub paranoia_level: u8,
+    /// The detection paranoia level (rules above the blocking level only log), at least the
+    /// blocking level; by default equal to it.
+    #[serde(default)]
+    pub detection_paranoia_level: Option<u8>,
+    /// The inbound anomaly score that refuses a request (CRS's default: 5, one critical rule).
+    #[serde(default = "five")]
+    pub inbound_anomaly_threshold: u32,
+    /// `enforce`, or `monitor` (refusals become would-block findings).
+    #[serde(default)]
+    pub enforcement: Enforcement,
+    /// Loads a rule set whose rules use operators Rampart does not implement yet
+    /// (`@detectSQLi`, `@detectXSS`) by making those rules never match. Weakens the WAF: the
+    /// rules so disabled are listed in the log at load time.
+    #[serde(default)]
+    pub insecure_skip_unimplemented_operators: bool,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn five() -> u32 {
+    5
+}
+
+/// A compiled rule set with its enforcement.
+#[derive(Debug)]
+pub struct CrsRules {
+    rules: Ruleset,
+    enforcement: Enforcement,
+}
+
+impl CrsRules {
+    /// Compiles the section; every problem of the rule files is a diagnostic.
+    pub fn compile(c: &CrsConfig, base_dir: &Path, cx: &mut CompileCx) -> Option<Arc<Self>> {
+        if !(1..=4).contains(&c.paranoia_level) {
+            cx.at("paranoia_level", |cx| {
+                cx.error("a paranoia level is 1 to 4")
+            });
+            return None;
+        }
+        let detection = c.detection_paranoia_level.unwrap_or(c.paranoia_level);
+        if !(c.paranoia_level..=4).contains(&detection) {
+            cx.at("detection_paranoia_level", |cx| {
+                cx.error("the detection level is from the paranoia level to 4")
+            });
+            return None;
+        }
+        if c.rules.is_empty() {
+            cx.at("rules", |cx| {
+                cx.error_with_help(
+                    "no rule files",
+                    "list the CRS's rules, such as `/usr/share/modsecurity-crs/rules/*.conf`",
+                )
+            });
+            return None;
+        }
+        // What crs-setup.conf holds, written from the config.
+        let mut main = format!(
+            "SecRuleEngine On\n\
+             SecRequestBodyAccess On\n\
+             SecDefaultAction \"phase:1,log,auditlog,pass\"\n\
+             SecDefaultAction \"phase:2,log,auditlog,pass\"\n\
+             SecAction \"id:900990,phase:1,pass,nolog,setvar:tx.crs_setup_version=428\"\n\
+             SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={}\"\n\
+             SecAction \"id:900001,phase:1,pass,nolog,setvar:tx.detection_paranoia_level={detection}\"\n\
+             SecAction \"id:900110,phase:1,pass,nolog,setvar:tx.inbound_anomaly_score_threshold={}\"\n",
+            c.paranoia_level, c.inbound_anomaly_threshold
+        );
+        for r in &c.rules {
+            main.push_str(&format!("Include \"{r}\"\n"));
+        }
+        let parsed = rampart_seclang::parse_str(&main, "<waf.crs>", base_dir);
+        let compiled = compile_ruleset_with(
+            &parsed,
+            Options {
+                unimplemented_never_match: c.insecure_skip_unimplemented_operators,
+            },
+        );
+        match compiled {
+            Ok(rules) => {
+                if !rules.unimplemented.is_empty() {
+                    tracing::warn!(
+                        rules = ?rules.unimplemented,
+                        "waf.crs: rules with operators not implemented yet never match (insecure_skip_unimplemented_operators)"
+                    );
+                }
+                Some(Arc::new(Self {
+                    rules,
+                    enforcement: c.enforcement,
+                }))
+            }
+            Err(diags) => {
+                cx.at("rules", |cx| {
+                    for d in diags {
+                        let libinjection = d.message.contains("@detectSQLi")
+                            || d.message.contains("@detectXSS");
+                        let mut help = format!("at {}:{}:{}", d.file, d.line, d.col);
+                        if !d.source_line.is_empty() {
+                            help.push_str(&format!(": {}", d.source_line.trim()));
+                        }
+                        if let Some(h) = &d.help {
+                            help.push_str(&format!("; {h}"));
+                        }
+                        if libinjection {
+                            help.push_str("; this operator is not implemented yet: `insecure_skip_unimplemented_operators: true` loads the set without these rules");
+                        }
+                        cx.error_with_help(d.message, help);
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    /// How the stage's refusals apply.
+    pub fn enforcement(&self) -> Enforcement {
+        self.enforcement
+    }
+}
+
+/// The stage.
+#[derive(Debug)]
+pub struct CrsStage(pub Arc<CrsRules>);
+
+impl Stage for CrsStage {
+    fn id(&self) -> StageId {
+        CRS_STAGE
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST_BODY
+    }
+
+    fn on_request_body(
+        &self,
+        req: &http::request::Parts,
+        body: &mut Bytes,
+        x: &mut Exchange,
+    ) -> Outcome {
+        let request = Request {
+            method: req.method.as_str().to_owned(),
+            uri: req
+                .uri
+                .path_and_query()
+                .map_or_else(|| req.uri.to_string(), |p| p.as_str().to_owned()),
+            protocol: format!("{:?}", req.version),
+            headers: req
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect(),
+            remote_addr: Some(x.client_ip),
+            unique_id: x.request_id.clone(),
+        };
+        let mut t = Transaction::new(&self.0.rules, request);
+        let mut refused = t.phase(1).cloned();
+        if refused.is_none() {
+            t.request_body(body);
+            refused = t.phase(2).cloned();
+        }
+        for m in t.matched() {
+            if refused.as_ref().is_some_and(|r| r.rule == m.id) {
+                continue;
+            }
+            x.record(Finding {
+                stage: CRS_STAGE,
+                rule: Some(RuleId::new(&m.id.to_string())),
+                action: FindingAction::Log,
+                reason: Reason::WafRuleMatch,
+                detail: if m.logdata.is_empty() {
+                    m.msg.clone()
+                } else {
+                    format!("{} ({})", m.msg, m.logdata)
+                },
+            });
+        }
+        let Some(r) = refused else {
+            return Ok(Decision::Continue);
+        };
+        let msg = t
+            .matched()
+            .iter()
+            .find(|m| m.id == r.rule)
+            .map(|m| m.msg.clone())
+            .unwrap_or_default();
+        let others: Vec<String> = t
+            .matched()
+            .iter()
+            .filter(|m| m.id != r.rule)
+            .map(|m| m.id.to_string())
+            .collect();
+        let status = http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::FORBIDDEN);
+        Ok(Decision::Block(
+            Block::new(Reason::WafRuleMatch)
+                .status(status)
+                .rule(RuleId::new(&r.rule.to_string()))
+                .detail(format!("{msg}; rules matched: {}", others.join(", "))),
+        ))
+    }
+}
