@@ -714,8 +714,8 @@ impl<'r> Transaction<'r> {
                             self.tx.insert(key, v);
                         }
                         SetVarOp::Add(v) | SetVarOp::Sub(v) => {
-                            let cur = self.tx.get(&key).map_or(0, |c| atoi(c));
-                            let n = atoi(self.expand(v).as_bytes());
+                            let cur = self.tx.get(&key).map_or(0, |c| crate::operator::atoi(c));
+                            let n = crate::operator::atoi(self.expand(v).as_bytes());
                             let new = if matches!(sv.op, SetVarOp::Add(_)) {
                                 cur.saturating_add(n)
                             } else {
@@ -803,16 +803,6 @@ impl<'r> Transaction<'r> {
             (c, None) => self.scalars.get(&c).map(|v| lossy(v)).unwrap_or_default(),
         }
     }
-}
-
-fn atoi(s: &[u8]) -> i64 {
-    let t = String::from_utf8_lossy(s);
-    let t = t.trim();
-    let end = t
-        .char_indices()
-        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))))
-        .map_or(t.len(), |(i, _)| i);
-    t[..end].parse().unwrap_or(0)
 }
 
 /// A JSON body flattened into arguments the way ModSecurity names them: `json.a.b`, arrays

@@ -192,7 +192,7 @@ fn byte_ranges(p: &str) -> Result<Box<[bool; 256]>, String> {
 }
 
 /// The leading integer of a value, as C's `atoi` reads it (0 when there is none).
-fn atoi(s: &[u8]) -> i64 {
+pub(crate) fn atoi(s: &[u8]) -> i64 {
     let s = match s.iter().position(|b| !b.is_ascii_whitespace()) {
         Some(i) => &s[i..],
         None => return 0,

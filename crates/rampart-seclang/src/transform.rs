@@ -94,6 +94,56 @@ fn hex2(a: u8, b: u8) -> Option<u8> {
     Some(hex_val(a)? << 4 | hex_val(b)?)
 }
 
+/// `\xHH` at `i` (the backslash): the byte and the length of the escape.
+fn hex_escape(input: &[u8], i: usize) -> Option<(u8, usize)> {
+    match input.get(i + 1) {
+        Some(b'x' | b'X') => hex2(*input.get(i + 2)?, *input.get(i + 3)?).map(|v| (v, 4)),
+        _ => None,
+    }
+}
+
+/// `\OOO` at `i` (one to three octal digits): the byte and the length of the escape. With
+/// `bounded`, a digit that would take the value past 255 is not read.
+fn octal_escape(input: &[u8], i: usize, bounded: bool) -> Option<(u8, usize)> {
+    let mut j = i + 1;
+    let mut v: u32 = 0;
+    while j < input.len() && j < i + 4 && (b'0'..=b'7').contains(&input[j]) {
+        let nv = v * 8 + u32::from(input[j] - b'0');
+        if bounded && nv > 0xff {
+            break;
+        }
+        v = nv;
+        j += 1;
+    }
+    (j > i + 1).then_some(((v & 0xff) as u8, j - i))
+}
+
+/// The single-letter control escapes `\a \b \f \n \r \t \v`.
+fn control_escape(c: u8) -> Option<u8> {
+    Some(match c {
+        b'a' => 0x07,
+        b'b' => 0x08,
+        b'f' => 0x0c,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'v' => 0x0b,
+        _ => return None,
+    })
+}
+
+/// The byte for four hex digits at `at` (`%uHHHH`, `\uHHHH`): the low byte, with full-width
+/// ASCII (`ff01`–`ff5e`) mapped to ASCII as ModSecurity does.
+fn unicode_low_byte(input: &[u8], at: usize) -> u8 {
+    let mut low = hex2(input[at + 2], input[at + 3]).unwrap_or(0);
+    let full_width =
+        input[at].eq_ignore_ascii_case(&b'f') && input[at + 1].eq_ignore_ascii_case(&b'f');
+    if full_width && low > 0x00 && low < 0x5f {
+        low += 0x20;
+    }
+    low
+}
+
 /// `%XX` and `+`; with `uni`, also `%uXXXX` (its low byte, plus 0x20 for full-width ASCII
 /// `%uff01`–`%uff5e`). Invalid sequences are kept as they are.
 fn url_decode(input: &[u8], uni: bool) -> Cow<'_, [u8]> {
@@ -113,13 +163,7 @@ fn url_decode(input: &[u8], uni: bool) -> Cow<'_, [u8]> {
                 && (input[i + 1] == b'u' || input[i + 1] == b'U')
                 && input[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit)
             {
-                let mut low = hex2(input[i + 4], input[i + 5]).unwrap_or(0);
-                let full_width = input[i + 2].eq_ignore_ascii_case(&b'f')
-                    && input[i + 3].eq_ignore_ascii_case(&b'f');
-                if full_width && low > 0x00 && low < 0x5f {
-                    low += 0x20;
-                }
-                out.push(low);
+                out.push(unicode_low_byte(input, i + 2));
                 i += 6;
             } else if let Some(v) = input.get(i + 1..i + 3).and_then(|h| hex2(h[0], h[1])) {
                 out.push(v);
@@ -238,44 +282,14 @@ fn js_decode(input: &[u8]) -> Cow<'_, [u8]> {
             && i + 5 < input.len()
             && input[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit)
         {
-            let mut low = hex2(input[i + 4], input[i + 5]).unwrap_or(0);
-            let full_width = input[i + 2].eq_ignore_ascii_case(&b'f')
-                && input[i + 3].eq_ignore_ascii_case(&b'f');
-            if full_width && low > 0x00 && low < 0x5f {
-                low += 0x20;
-            }
-            out.push(low);
+            out.push(unicode_low_byte(input, i + 2));
             i += 6;
-        } else if (n == b'x' || n == b'X')
-            && i + 3 < input.len()
-            && hex2(input[i + 2], input[i + 3]).is_some()
+        } else if let Some((v, len)) = hex_escape(input, i).or_else(|| octal_escape(input, i, true))
         {
-            out.push(hex2(input[i + 2], input[i + 3]).unwrap_or(0));
-            i += 4;
-        } else if (b'0'..=b'7').contains(&n) {
-            let mut j = i + 1;
-            let mut v: u32 = 0;
-            while j < input.len() && j < i + 4 && (b'0'..=b'7').contains(&input[j]) {
-                let nv = v * 8 + u32::from(input[j] - b'0');
-                if nv > 0xff {
-                    break;
-                }
-                v = nv;
-                j += 1;
-            }
-            out.push(v as u8);
-            i = j;
+            out.push(v);
+            i += len;
         } else {
-            out.push(match n {
-                b'a' => 0x07,
-                b'b' => 0x08,
-                b'f' => 0x0c,
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b't' => b'\t',
-                b'v' => 0x0b,
-                other => other,
-            });
+            out.push(control_escape(n).unwrap_or(n));
             i += 2;
         }
     }
@@ -661,35 +675,18 @@ fn escape_seq_decode(input: &[u8]) -> Cow<'_, [u8]> {
             continue;
         }
         let n = input[i + 1];
-        let simple = match n {
-            b'a' => Some(0x07),
-            b'b' => Some(0x08),
-            b'f' => Some(0x0c),
-            b'n' => Some(b'\n'),
-            b'r' => Some(b'\r'),
-            b't' => Some(b'\t'),
-            b'v' => Some(0x0b),
+        let simple = control_escape(n).or(match n {
             b'\\' | b'?' | b'\'' | b'"' => Some(n),
             _ => None,
-        };
+        });
         if let Some(v) = simple {
             out.push(v);
             i += 2;
-        } else if (n == b'x' || n == b'X')
-            && i + 3 < input.len()
-            && hex2(input[i + 2], input[i + 3]).is_some()
+        } else if let Some((v, len)) =
+            hex_escape(input, i).or_else(|| octal_escape(input, i, false))
         {
-            out.push(hex2(input[i + 2], input[i + 3]).unwrap_or(0));
-            i += 4;
-        } else if (b'0'..=b'7').contains(&n) {
-            let mut j = i + 1;
-            let mut v: u32 = 0;
-            while j < input.len() && j < i + 4 && (b'0'..=b'7').contains(&input[j]) {
-                v = v * 8 + u32::from(input[j] - b'0');
-                j += 1;
-            }
-            out.push((v & 0xff) as u8);
-            i = j;
+            out.push(v);
+            i += len;
         } else {
             out.push(b'\\');
             out.push(n);

@@ -3,6 +3,8 @@
 //! chunks is still masked), oversize policies, request scanning, monitor mode, and the events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
@@ -50,12 +52,7 @@ async fn fetch(gw: &TestGateway, query: &str, body: &str) -> Collected {
 }
 
 async fn events(gw: &TestGateway) -> Vec<serde_json::Value> {
-    gw.gateway.events().flush().await;
-    std::fs::read_to_string(gw.dir.path().join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::jsonl_events(gw).await
 }
 
 fn decoded(r: &Collected) -> String {

@@ -3,6 +3,8 @@
 //! set with operators not implemented yet is refused unless the insecure option says so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
@@ -36,12 +38,7 @@ events: {{ jsonl: events.jsonl }}
 }
 
 async fn events(gw: &TestGateway) -> Vec<serde_json::Value> {
-    gw.gateway.events().flush().await;
-    std::fs::read_to_string(gw.dir.path().join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::jsonl_events(gw).await
 }
 
 fn get(url: String, ua: &str) -> Request<Full<Bytes>> {

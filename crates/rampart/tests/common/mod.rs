@@ -66,3 +66,13 @@ pub(crate) fn events(
     .map(Result::unwrap)
     .collect()
 }
+
+/// The events the gateway wrote to `events.jsonl` in its directory (flushed first).
+pub(crate) async fn jsonl_events(gw: &rampart_test_support::TestGateway) -> Vec<serde_json::Value> {
+    gw.gateway.events().flush().await;
+    std::fs::read_to_string(gw.dir.path().join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
