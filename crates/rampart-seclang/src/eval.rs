@@ -299,6 +299,51 @@ impl<'r> Transaction<'r> {
         self.refresh_args();
     }
 
+    /// Gives the response head (before phase 3): `RESPONSE_STATUS`, `RESPONSE_PROTOCOL`,
+    /// `STATUS_LINE`, `RESPONSE_HEADERS(_NAMES)`, `RESPONSE_CONTENT_TYPE`,
+    /// `RESPONSE_CONTENT_LENGTH`.
+    pub fn response_head(&mut self, status: u16, protocol: &str, headers: Vec<(String, Vec<u8>)>) {
+        let find = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        let ct = find("content-type").unwrap_or_default();
+        let len = find("content-length").unwrap_or_default();
+        self.scalars
+            .insert(Collection::ResponseStatus, status.to_string().into_bytes());
+        self.scalars
+            .insert(Collection::ResponseProtocol, protocol.as_bytes().to_vec());
+        self.scalars.insert(
+            Collection::StatusLine,
+            format!("{protocol} {status}").into_bytes(),
+        );
+        self.scalars.insert(Collection::ResponseContentType, ct);
+        self.scalars.insert(Collection::ResponseContentLength, len);
+        self.collections
+            .insert(Collection::ResponseHeaders, headers);
+    }
+
+    /// Gives the response body (before phase 4), when `SecResponseBodyAccess` is on and its
+    /// media type is one `SecResponseBodyMimeType` lists.
+    pub fn response_body(&mut self, body: &[u8]) {
+        if !self.rules.response_body_access {
+            return;
+        }
+        let ct = self
+            .scalars
+            .get(&Collection::ResponseContentType)
+            .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .unwrap_or_default();
+        let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
+        let types = &self.rules.response_mime_types;
+        if !types.is_empty() && !types.iter().any(|t| t.eq_ignore_ascii_case(&essence)) {
+            return;
+        }
+        self.scalars.insert(Collection::ResponseBody, body.to_vec());
+    }
+
     fn multipart(&mut self, content_type: &str, body: &[u8]) {
         let Some((boundary, mut flags)) = crate::multipart::boundary(content_type) else {
             self.scalars.insert(Collection::ReqbodyError, b"1".to_vec());
