@@ -41,6 +41,9 @@ pub struct Exchange {
     /// Counted among the requests in flight (the `ddos` stage's load shedding), to be
     /// released when the exchange completes.
     pub admitted: bool,
+    /// Per-exchange state a stage keeps from one phase to the next (the WAF's transaction,
+    /// from the request to the response), by type.
+    pub extensions: http::Extensions,
 }
 
 /// What a `skip` rule switched off for one exchange: whole stages (`waf.crs`, `ratelimit`) or
@@ -73,6 +76,7 @@ impl Exchange {
             path_params: Vec::new(),
             response_headers: Vec::new(),
             admitted: false,
+            extensions: http::Extensions::new(),
         }
     }
 

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::ast::{
     Action, AllowScope, Collection, Ctl, EngineMode, IdRange, Selector, SetVarOp, Transform,
@@ -63,8 +64,8 @@ type Pairs = Vec<(String, Vec<u8>)>;
 
 /// One transaction.
 #[derive(Debug)]
-pub struct Transaction<'r> {
-    rules: &'r Ruleset,
+pub struct Transaction {
+    rules: Arc<Ruleset>,
     engine: EngineMode,
     request: Request,
     /// Key-value collections (names lowercased for lookups, as ModSecurity compares them).
@@ -111,9 +112,9 @@ fn lower(s: &str) -> String {
     s.to_ascii_lowercase()
 }
 
-impl<'r> Transaction<'r> {
+impl Transaction {
     /// Starts a transaction: the request head's variables are computed here.
-    pub fn new(rules: &'r Ruleset, request: Request) -> Self {
+    pub fn new(rules: Arc<Ruleset>, request: Request) -> Self {
         let mut collections: HashMap<Collection, Pairs> = HashMap::new();
         let mut scalars: HashMap<Collection, Vec<u8>> = HashMap::new();
         let (path, query) = match request.uri.split_once('?') {
@@ -187,8 +188,8 @@ impl<'r> Transaction<'r> {
         collections.insert(Collection::RequestHeaders, headers);
         collections.insert(Collection::RequestCookies, cookies);
         let mut t = Self {
-            rules,
             engine: rules.engine,
+            rules,
             request,
             collections,
             scalars,
@@ -475,7 +476,7 @@ impl<'r> Transaction<'r> {
         if matches!(self.allowed, Some(AllowScope::Phase)) {
             self.allowed = None;
         }
-        let rules = self.rules;
+        let rules = self.rules.clone();
         let mut i = 0;
         while i < rules.rules.len() {
             let rule = &rules.rules[i];

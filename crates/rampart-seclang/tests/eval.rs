@@ -8,9 +8,9 @@ use std::path::Path;
 use rampart_seclang::eval::{Request, Transaction};
 use rampart_seclang::ruleset::{compile_ruleset, compile_ruleset_with, Options, Ruleset};
 
-fn rules(text: &str) -> Ruleset {
+fn rules(text: &str) -> std::sync::Arc<Ruleset> {
     let parsed = rampart_seclang::parse_str(text, "t.conf", Path::new("."));
-    compile_ruleset(&parsed).unwrap_or_else(|e| panic!("{e:#?}"))
+    std::sync::Arc::new(compile_ruleset(&parsed).unwrap_or_else(|e| panic!("{e:#?}")))
 }
 
 fn get(uri: &str, headers: &[(&str, &str)]) -> Request {
@@ -27,7 +27,7 @@ fn get(uri: &str, headers: &[(&str, &str)]) -> Request {
     }
 }
 
-fn ids(t: &Transaction<'_>) -> Vec<u32> {
+fn ids(t: &Transaction) -> Vec<u32> {
     t.matched().iter().map(|m| m.id).collect()
 }
 
@@ -49,7 +49,7 @@ SecRule TX:score "@ge %{tx.threshold}" "id:99,phase:1,deny,status:406,msg:'score
     );
     // Benign.
     let mut t = Transaction::new(
-        &set,
+        set.clone(),
         get("/a?q=hello", &[("Host", "x"), ("Cookie", "session=ann-42")]),
     );
     assert!(t.phase(1).is_none());
@@ -58,7 +58,7 @@ SecRule TX:score "@ge %{tx.threshold}" "id:99,phase:1,deny,status:406,msg:'score
     assert_eq!(t.tx("score"), Some(&b"0"[..]));
     // Encoded XSS in a query argument, no Host, an attack tool: 5 + 1 + 3 = 9 ≥ 5.
     let mut t = Transaction::new(
-        &set,
+        set,
         get(
             "/a?q=%3CScRiPt%3Ealert(1)&id_x=1&ok=1",
             &[("User-Agent", "sqlmap/1.7")],
@@ -92,7 +92,7 @@ SecRule ARGS "@rx late" "id:8,phase:1,deny"
     );
     let mut post = get("/x", &[("Content-Type", "Text/Plain")]);
     post.method = "POST".into();
-    let mut t = Transaction::new(&set, post);
+    let mut t = Transaction::new(set.clone(), post);
     assert_eq!(
         t.phase(1).map(|i| i.rule),
         Some(1),
@@ -100,18 +100,18 @@ SecRule ARGS "@rx late" "id:8,phase:1,deny"
     );
     let mut post = get("/x", &[("Content-Type", "application/JSON")]);
     post.method = "POST".into();
-    let mut t = Transaction::new(&set, post);
+    let mut t = Transaction::new(set.clone(), post);
     assert!(t.phase(1).is_none(), "the second link does not");
     // ctl removes rule 3 and ARGS:token from rule 4 for this transaction only.
-    let mut t = Transaction::new(&set, get("/admin/x?token=secret", &[]));
+    let mut t = Transaction::new(set.clone(), get("/admin/x?token=secret", &[]));
     assert!(t.phase(1).is_none(), "{:?}", ids(&t));
-    let mut t = Transaction::new(&set, get("/x?token=secret", &[]));
+    let mut t = Transaction::new(set.clone(), get("/x?token=secret", &[]));
     assert_eq!(t.phase(1).map(|i| i.rule), Some(3));
     // skipAfter jumps over rule 6.
-    let mut t = Transaction::new(&set, get("/admin?skip=1&b=boom", &[]));
+    let mut t = Transaction::new(set.clone(), get("/admin?skip=1&b=boom", &[]));
     assert!(t.phase(1).is_none(), "{:?}", ids(&t));
     // DetectionOnly: the match is recorded, nothing is refused.
-    let mut t = Transaction::new(&set, get("/admin?engine=off&c=late", &[]));
+    let mut t = Transaction::new(set, get("/admin?engine=off&c=late", &[]));
     assert!(t.phase(1).is_none());
     assert!(ids(&t).contains(&8));
 }
@@ -131,21 +131,21 @@ SecRule REQBODY_ERROR "!@eq 0" "id:3,phase:2,deny,status:400"
         &[("Content-Type", "application/x-www-form-urlencoded")],
     );
     form.method = "POST".into();
-    let mut t = Transaction::new(&set, form.clone());
+    let mut t = Transaction::new(set.clone(), form.clone());
     t.phase(1);
     t.request_body(b"user=admin&x=1");
     assert_eq!(t.phase(2).map(|i| i.rule), Some(1));
     let mut json = form;
     json.headers = vec![("Content-Type".into(), b"application/json".to_vec())];
-    let mut t = Transaction::new(&set, json.clone());
+    let mut t = Transaction::new(set.clone(), json.clone());
     t.request_body(br#"{"items":[{"name":"a"},{"name":"<b>"}]}"#);
     assert_eq!(t.phase(2).map(|i| (i.rule, i.status)), Some((2, 400)));
-    let mut t = Transaction::new(&set, json);
+    let mut t = Transaction::new(set, json);
     t.request_body(b"{not json");
     assert_eq!(t.phase(2).map(|i| i.rule), Some(3));
 }
 
-fn crs() -> Ruleset {
+fn crs() -> std::sync::Arc<Ruleset> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/crs");
     let main = format!(
         "SecRuleEngine On\nSecRequestBodyAccess On\nInclude {}\nInclude {}/rules/*.conf\n",
@@ -161,7 +161,7 @@ fn crs() -> Ruleset {
     )
     .unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(set.unimplemented.len(), 4, "only libinjection's rules wait");
-    set
+    std::sync::Arc::new(set)
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn the_crs_at_paranoia_level_1() {
     let run = |uri: &str, extra: &[(&str, &str)]| {
         let mut h: Vec<(&str, &str)> = headers.to_vec();
         h.extend_from_slice(extra);
-        let mut t = Transaction::new(&set, get(uri, &h));
+        let mut t = Transaction::new(set.clone(), get(uri, &h));
         let mut out = t.phase(1).cloned();
         if out.is_none() {
             t.request_body(b"");

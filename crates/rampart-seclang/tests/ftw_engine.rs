@@ -31,7 +31,7 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/crs")
 }
 
-fn crs() -> Ruleset {
+fn crs() -> std::sync::Arc<Ruleset> {
     let dir = corpus();
     let main = format!(
         "SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\nSecResponseBodyAccess On\n\
@@ -44,13 +44,15 @@ fn crs() -> Ruleset {
         dir.display()
     );
     let parsed = rampart_seclang::parse_str(&main, "main.conf", &dir);
-    compile_ruleset_with(
-        &parsed,
-        Options {
-            unimplemented_never_match: true,
-        },
+    std::sync::Arc::new(
+        compile_ruleset_with(
+            &parsed,
+            Options {
+                unimplemented_never_match: true,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:#?}")),
     )
-    .unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -165,7 +167,7 @@ fn crs_regression_tests_against_the_engine() {
 
 /// One stage's request through phases 1 to 5 (the response from the test backend's
 /// `/reflect` when asked); the ids of the rules that matched.
-fn run(set: &Ruleset, input: &Value) -> BTreeSet<u32> {
+fn run(set: &std::sync::Arc<Ruleset>, input: &Value) -> BTreeSet<u32> {
     let s = |k: &str| input[k].as_str().map(str::to_owned);
     let mut headers: Vec<(String, Vec<u8>)> = input["headers"]
         .as_object()
@@ -215,7 +217,7 @@ fn run(set: &Ruleset, input: &Value) -> BTreeSet<u32> {
         unique_id: "ftw".into(),
     };
     let reflect = req.uri.starts_with("/reflect");
-    let mut t = Transaction::new(set, req);
+    let mut t = Transaction::new(set.clone(), req);
     t.phase(1);
     t.request_body(&data);
     t.phase(2);

@@ -152,3 +152,36 @@ fn unimplemented_operators_are_refused_unless_insecure() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn responses_that_leak_are_refused() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::start(&config(
+        &up.url(),
+        "    insecure_skip_unimplemented_operators: true",
+    ))
+    .await;
+    // The upstream echoes the body as a text/plain response: a SQL error message leaks.
+    let leak = Request::post(gw.url("public", "/respond?ct=text/plain"))
+        .header("host", "shop.example")
+        .header("user-agent", "Mozilla/5.0")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(
+            b"{\"e\":\"You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version\"}",
+        )))
+        .unwrap();
+    let r = HttpClient::new().send(leak).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("SQL syntax"));
+    let ev = events(&gw).await;
+    assert!(
+        ev.iter()
+            .any(|e| e["rule"].as_str().is_some_and(|r| r.starts_with("951"))),
+        "{ev:#?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e["action"] == "block" && e["rule"] == "959100"),
+        "{ev:#?}"
+    );
+}

@@ -16,7 +16,7 @@
 //! threshold) answers 403.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rampart_core::{
@@ -55,6 +55,22 @@ pub struct CrsConfig {
     /// rules so disabled are listed in the log at load time.
     #[serde(default)]
     pub insecure_skip_unimplemented_operators: bool,
+    /// Whether response bodies are inspected (CRS's data-leakage rules): the proxy then holds
+    /// each HTML, text, XML or JSON response up to `max_response_bytes` before sending it.
+    #[serde(default = "yes")]
+    pub inspect_response_bodies: bool,
+    /// The most response bytes held for inspection; a larger body streams uninspected, with a
+    /// finding.
+    #[serde(default = "default_max_response")]
+    pub max_response_bytes: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_response() -> u64 {
+    1024 * 1024
 }
 
 fn one() -> u8 {
@@ -68,8 +84,9 @@ fn five() -> u32 {
 /// A compiled rule set with its enforcement.
 #[derive(Debug)]
 pub struct CrsRules {
-    rules: Ruleset,
+    rules: Arc<Ruleset>,
     enforcement: Enforcement,
+    max_response_bytes: u64,
 }
 
 impl CrsRules {
@@ -101,13 +118,20 @@ impl CrsRules {
         let mut main = format!(
             "SecRuleEngine On\n\
              SecRequestBodyAccess On\n\
+             SecResponseBodyAccess {}\n\
+             SecResponseBodyMimeType text/plain text/html text/xml application/json\n\
              SecDefaultAction \"phase:1,log,auditlog,pass\"\n\
              SecDefaultAction \"phase:2,log,auditlog,pass\"\n\
+             SecDefaultAction \"phase:3,log,auditlog,pass\"\n\
+             SecDefaultAction \"phase:4,log,auditlog,pass\"\n\
+             SecDefaultAction \"phase:5,log,auditlog,pass\"\n\
              SecAction \"id:900990,phase:1,pass,nolog,setvar:tx.crs_setup_version=428\"\n\
              SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={}\"\n\
              SecAction \"id:900001,phase:1,pass,nolog,setvar:tx.detection_paranoia_level={detection}\"\n\
              SecAction \"id:900110,phase:1,pass,nolog,setvar:tx.inbound_anomaly_score_threshold={}\"\n",
-            c.paranoia_level, c.inbound_anomaly_threshold
+            if c.inspect_response_bodies { "On" } else { "Off" },
+            c.paranoia_level,
+            c.inbound_anomaly_threshold
         );
         for r in &c.rules {
             main.push_str(&format!("Include \"{r}\"\n"));
@@ -128,8 +152,9 @@ impl CrsRules {
                     );
                 }
                 Some(Arc::new(Self {
-                    rules,
+                    rules: Arc::new(rules),
                     enforcement: c.enforcement,
+                    max_response_bytes: c.max_response_bytes,
                 }))
             }
             Err(diags) => {
@@ -161,9 +186,64 @@ impl CrsRules {
     }
 }
 
+/// The transaction of one exchange, kept from the request to the response, with how many of
+/// its matches are already findings.
+#[derive(Clone)]
+struct CrsState(Arc<Mutex<(Transaction, usize)>>);
+
 /// The stage.
 #[derive(Debug)]
 pub struct CrsStage(pub Arc<CrsRules>);
+
+impl CrsStage {
+    /// Records the matches not yet recorded; turns a refusal into a block.
+    fn report(t: &Transaction, recorded: &mut usize, x: &mut Exchange) -> Outcome {
+        let refused = t.interruption().cloned();
+        for m in &t.matched()[(*recorded).min(t.matched().len())..] {
+            if refused.as_ref().is_some_and(|r| r.rule == m.id) {
+                continue;
+            }
+            x.record(Finding {
+                stage: CRS_STAGE,
+                rule: Some(RuleId::new(&m.id.to_string())),
+                action: FindingAction::Log,
+                reason: Reason::WafRuleMatch,
+                detail: if m.logdata.is_empty() {
+                    m.msg.clone()
+                } else {
+                    format!("{} ({})", m.msg, m.logdata)
+                },
+            });
+        }
+        *recorded = t.matched().len();
+        let Some(r) = refused else {
+            return Ok(Decision::Continue);
+        };
+        let msg = t
+            .matched()
+            .iter()
+            .find(|m| m.id == r.rule)
+            .map(|m| m.msg.clone())
+            .unwrap_or_default();
+        let others: Vec<String> = t
+            .matched()
+            .iter()
+            .filter(|m| m.id != r.rule)
+            .map(|m| m.id.to_string())
+            .collect();
+        let status = http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::FORBIDDEN);
+        Ok(Decision::Block(
+            Block::new(Reason::WafRuleMatch)
+                .status(status)
+                .rule(RuleId::new(&r.rule.to_string()))
+                .detail(format!("{msg}; rules matched: {}", others.join(", "))),
+        ))
+    }
+
+    fn state(x: &Exchange) -> Option<CrsState> {
+        x.extensions.get::<CrsState>().cloned()
+    }
+}
 
 impl Stage for CrsStage {
     fn id(&self) -> StageId {
@@ -171,7 +251,12 @@ impl Stage for CrsStage {
     }
 
     fn phases(&self) -> Phases {
-        Phases::REQUEST_BODY
+        let p = Phases::REQUEST_BODY.union(Phases::RESPONSE_HEAD);
+        if self.0.rules.response_body_access {
+            p.union(Phases::RESPONSE_BODY)
+        } else {
+            p
+        }
     }
 
     fn on_request_body(
@@ -195,49 +280,79 @@ impl Stage for CrsStage {
             remote_addr: Some(x.client_ip),
             unique_id: x.request_id.clone(),
         };
-        let mut t = Transaction::new(&self.0.rules, request);
-        let mut refused = t.phase(1).cloned();
-        if refused.is_none() {
+        let mut t = Transaction::new(self.0.rules.clone(), request);
+        if t.phase(1).is_none() {
             t.request_body(body);
-            refused = t.phase(2).cloned();
+            t.phase(2);
         }
-        for m in t.matched() {
-            if refused.as_ref().is_some_and(|r| r.rule == m.id) {
-                continue;
-            }
-            x.record(Finding {
-                stage: CRS_STAGE,
-                rule: Some(RuleId::new(&m.id.to_string())),
-                action: FindingAction::Log,
-                reason: Reason::WafRuleMatch,
-                detail: if m.logdata.is_empty() {
-                    m.msg.clone()
-                } else {
-                    format!("{} ({})", m.msg, m.logdata)
-                },
-            });
-        }
-        let Some(r) = refused else {
+        let mut recorded = 0;
+        let outcome = Self::report(&t, &mut recorded, x);
+        x.extensions
+            .insert(CrsState(Arc::new(Mutex::new((t, recorded)))));
+        outcome
+    }
+
+    fn on_response_head(
+        &self,
+        _req: &http::request::Parts,
+        rsp: &mut http::response::Parts,
+        x: &mut Exchange,
+    ) -> Outcome {
+        let Some(state) = Self::state(x) else {
             return Ok(Decision::Continue);
         };
-        let msg = t
-            .matched()
-            .iter()
-            .find(|m| m.id == r.rule)
-            .map(|m| m.msg.clone())
-            .unwrap_or_default();
-        let others: Vec<String> = t
-            .matched()
-            .iter()
-            .filter(|m| m.id != r.rule)
-            .map(|m| m.id.to_string())
-            .collect();
-        let status = http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::FORBIDDEN);
-        Ok(Decision::Block(
-            Block::new(Reason::WafRuleMatch)
-                .status(status)
-                .rule(RuleId::new(&r.rule.to_string()))
-                .detail(format!("{msg}; rules matched: {}", others.join(", "))),
-        ))
+        let mut guard = state
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (t, recorded) = &mut *guard;
+        t.response_head(
+            rsp.status.as_u16(),
+            &format!("{:?}", rsp.version),
+            rsp.headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect(),
+        );
+        t.phase(3);
+        Self::report(t, recorded, x)
+    }
+
+    fn response_body_limit(&self, rsp: &http::response::Parts, x: &Exchange) -> Option<u64> {
+        let rules = &self.0.rules;
+        if !rules.response_body_access || Self::state(x).is_none() {
+            return None;
+        }
+        let ct = rsp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        let inspected = rules.response_mime_types.is_empty()
+            || rules
+                .response_mime_types
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(essence));
+        inspected.then_some(self.0.max_response_bytes)
+    }
+
+    fn on_response_body_whole(
+        &self,
+        _rsp: &mut http::response::Parts,
+        body: &mut Bytes,
+        x: &mut Exchange,
+    ) -> Outcome {
+        let Some(state) = Self::state(x) else {
+            return Ok(Decision::Continue);
+        };
+        let mut guard = state
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (t, recorded) = &mut *guard;
+        t.response_body(body);
+        t.phase(4);
+        Self::report(t, recorded, x)
     }
 }
