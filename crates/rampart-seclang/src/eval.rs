@@ -62,6 +62,14 @@ pub struct Matched {
 
 type Pairs = Vec<(String, Vec<u8>)>;
 
+/// A cached transformation result.
+#[derive(Debug)]
+struct CacheEntry {
+    value: Arc<[u8]>,
+    chain: Vec<Transform>,
+    result: Arc<[u8]>,
+}
+
 /// One transaction.
 #[derive(Debug)]
 pub struct Transaction {
@@ -75,11 +83,12 @@ pub struct Transaction {
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<IdRange>,
     removed_tags: HashSet<String>,
-    removed_targets: Vec<(TargetRule, Variable)>,
+    removed_targets: Vec<(TargetRule, Variable, Option<regex::bytes::Regex>)>,
     matched_var: (String, Vec<u8>),
     matched_vars: Pairs,
     /// Transformation results: (variable name, value, chain length) → value.
-    cache: HashMap<(String, Vec<u8>, Vec<Transform>), Vec<u8>>,
+    cache: HashMap<u64, Vec<CacheEntry>>,
+    hasher: foldhash::fast::RandomState,
     matched: Vec<Matched>,
     interruption: Option<Interruption>,
     allowed: Option<AllowScope>,
@@ -200,6 +209,7 @@ impl Transaction {
             matched_var: (String::new(), Vec::new()),
             matched_vars: Pairs::new(),
             cache: HashMap::new(),
+            hasher: foldhash::fast::RandomState::default(),
             matched: Vec::new(),
             interruption: None,
             allowed: None,
@@ -602,9 +612,17 @@ impl Transaction {
                 }
                 (result, cur)
             } else {
-                let transformed = self.transformed(&name, &value, &link.transforms);
+                let transformed = self.transformed(&value, &link.transforms);
+                let tested: &[u8] = transformed.as_deref().unwrap_or(&value);
                 let expand = |p: &str| self.expand(p);
-                (link.operator.matches(&transformed, &expand), transformed)
+                let result = link.operator.matches(tested, &expand);
+                // The tested value is only kept (for MATCHED_VAR) when it matched.
+                let kept = if result.is_some() {
+                    tested.to_vec()
+                } else {
+                    Vec::new()
+                };
+                (result, kept)
             };
             let value = tested;
             if let Some(caps) = result {
@@ -622,45 +640,70 @@ impl Transaction {
         hit
     }
 
-    fn transformed(&mut self, name: &str, value: &[u8], chain: &[Transform]) -> Vec<u8> {
+    /// A value through a transformation chain, cached for the transaction by (value, chain):
+    /// `None` when the chain is empty (the value itself is tested). A hit costs one hash and
+    /// one comparison, no allocation.
+    fn transformed(&mut self, value: &[u8], chain: &[Transform]) -> Option<Arc<[u8]>> {
+        use std::hash::{BuildHasher, Hash, Hasher};
         if chain.is_empty() {
-            return value.to_vec();
+            return None;
         }
-        let key = (name.to_owned(), value.to_vec(), chain.to_vec());
-        if let Some(v) = self.cache.get(&key) {
-            return v.clone();
+        let mut h = self.hasher.build_hasher();
+        value.hash(&mut h);
+        chain.hash(&mut h);
+        let key = h.finish();
+        if let Some(entries) = self.cache.get(&key) {
+            if let Some(e) = entries
+                .iter()
+                .find(|e| &*e.value == value && e.chain == chain)
+            {
+                return Some(e.result.clone());
+            }
         }
         let mut cur: Cow<'_, [u8]> = Cow::Borrowed(value);
         for t in chain {
             cur = Cow::Owned(crate::transform::apply(*t, &cur).into_owned());
         }
-        let out = cur.into_owned();
-        self.cache.insert(key, out.clone());
-        out
+        let result: Arc<[u8]> = Arc::from(cur.into_owned());
+        self.cache.entry(key).or_default().push(CacheEntry {
+            value: Arc::from(value),
+            chain: chain.to_vec(),
+            result: result.clone(),
+        });
+        Some(result)
     }
 
     /// The (name, value) pairs a link inspects, exclusions applied.
     fn values(&self, rule: &CompiledRule, link: &Link) -> Pairs {
         let mut out = Pairs::new();
+        // Exclusions: the link's own (`!ARGS:x`, regexes compiled with the rule set) and those
+        // `ctl` added for this rule (regexes compiled when the `ctl` ran).
+        let matches_key =
+            |sel: &Option<Selector>, re: Option<&regex::bytes::Regex>, key: &str| match (sel, re) {
+                (Some(Selector::Key(k)), _) => k.eq_ignore_ascii_case(key),
+                (Some(Selector::Regex(_)), Some(re)) => re.is_match(key.as_bytes()),
+                (Some(Selector::Regex(_)), None) => false,
+                (None, _) => true,
+            };
         let excluded = |v: &Variable, key: &str| {
-            link.variables
-                .iter()
-                .chain(self.removed_targets.iter().filter_map(|(t, var)| {
-                    let applies = match t {
-                        TargetRule::Ids(r) => r.iter().any(|r| r.contains(rule.id)),
-                        TargetRule::Tag(tag) => rule.tags.iter().any(|x| x == tag),
-                    };
-                    applies.then_some(var)
-                }))
-                .filter(|x| x.exclude && x.collection == v.collection)
-                .any(|x| match &x.selector {
-                    Some(Selector::Key(k)) => k.eq_ignore_ascii_case(key),
-                    Some(Selector::Regex(re)) => regex::bytes::RegexBuilder::new(re)
-                        .case_insensitive(true)
-                        .build()
-                        .is_ok_and(|r| r.is_match(key.as_bytes())),
-                    None => true,
-                })
+            let own = link.variables.iter().enumerate().any(|(i, x)| {
+                x.exclude
+                    && x.collection == v.collection
+                    && matches_key(
+                        &x.selector,
+                        link.selectors.get(i).and_then(Option::as_ref),
+                        key,
+                    )
+            });
+            own || self.removed_targets.iter().any(|(t, x, re)| {
+                let applies = match t {
+                    TargetRule::Ids(r) => r.iter().any(|r| r.contains(rule.id)),
+                    TargetRule::Tag(tag) => rule.tags.iter().any(|y| y == tag),
+                };
+                applies
+                    && x.collection == v.collection
+                    && matches_key(&x.selector, re.as_ref(), key)
+            })
         };
         for (k, v) in link.variables.iter().enumerate() {
             if v.exclude {
@@ -781,14 +824,18 @@ impl Transaction {
                         for v in vars {
                             let mut v = v.clone();
                             v.exclude = true;
-                            self.removed_targets.push((TargetRule::Ids(r.clone()), v));
+                            let re = key_regex(&v);
+                            self.removed_targets
+                                .push((TargetRule::Ids(r.clone()), v, re));
                         }
                     }
                     Ctl::RuleRemoveTargetByTag(t, vars) => {
                         for v in vars {
                             let mut v = v.clone();
                             v.exclude = true;
-                            self.removed_targets.push((TargetRule::Tag(t.clone()), v));
+                            let re = key_regex(&v);
+                            self.removed_targets
+                                .push((TargetRule::Tag(t.clone()), v, re));
                         }
                     }
                     Ctl::RequestBodyProcessor(p) => {
@@ -959,4 +1006,15 @@ fn attribute_value(a: &quick_xml::events::attributes::Attribute<'_>) -> Vec<u8> 
         .ok()
         .and_then(|v| quick_xml::escape::unescape(v).ok())
         .map_or_else(|| a.value.to_vec(), |u| u.into_owned().into_bytes())
+}
+
+/// The compiled key regex of a `ctl`-added exclusion (`ARGS:/^pass/`), compiled once.
+fn key_regex(v: &Variable) -> Option<regex::bytes::Regex> {
+    match &v.selector {
+        Some(Selector::Regex(re)) => regex::bytes::RegexBuilder::new(re)
+            .case_insensitive(true)
+            .build()
+            .ok(),
+        _ => None,
+    }
 }
