@@ -62,6 +62,12 @@ pub struct Matched {
 
 type Pairs = Vec<(String, Vec<u8>)>;
 
+/// A collection as rules read it: (key, name, value) per entry.
+type View = Vec<(Arc<str>, Arc<str>, Arc<[u8]>)>;
+
+/// A value a rule inspects: its name (`ARGS:q`) and its bytes.
+type Value = (Arc<str>, Arc<[u8]>);
+
 /// A cached transformation result.
 #[derive(Debug)]
 struct CacheEntry {
@@ -78,6 +84,10 @@ pub struct Transaction {
     request: Request,
     /// Key-value collections (names lowercased for lookups, as ModSecurity compares them).
     collections: HashMap<Collection, Pairs>,
+    /// Each collection as rules read it (`ARGS:q` names, shared values), built once per
+    /// transaction and rebuilt when a collection changes: a rule's variable list is then
+    /// reference counts, not copies.
+    views: std::cell::RefCell<HashMap<Collection, Arc<View>>>,
     /// Single values.
     scalars: HashMap<Collection, Vec<u8>>,
     tx: HashMap<String, Vec<u8>>,
@@ -201,6 +211,7 @@ impl Transaction {
             rules,
             request,
             collections,
+            views: std::cell::RefCell::new(HashMap::new()),
             scalars,
             tx: HashMap::new(),
             removed_ids: Vec::new(),
@@ -277,12 +288,11 @@ impl Transaction {
         );
         match processor.as_deref() {
             Some("URLENCODED") => {
-                self.collections
-                    .insert(Collection::ArgsPost, parse_urlencoded(body));
+                self.set_collection(Collection::ArgsPost, parse_urlencoded(body));
             }
             Some("JSON") => match serde_json_lite(body) {
                 Some(pairs) => {
-                    self.collections.insert(Collection::ArgsPost, pairs);
+                    self.set_collection(Collection::ArgsPost, pairs);
                 }
                 None => {
                     self.scalars.insert(Collection::ReqbodyError, b"1".to_vec());
@@ -293,7 +303,7 @@ impl Transaction {
             Some("MULTIPART") => self.multipart(&ct, body),
             Some("XML") => match xml_values(body) {
                 Some(pairs) => {
-                    self.collections.insert(Collection::Xml, pairs);
+                    self.set_collection(Collection::Xml, pairs);
                 }
                 None => {
                     self.scalars.insert(Collection::ReqbodyError, b"1".to_vec());
@@ -332,8 +342,7 @@ impl Transaction {
         );
         self.scalars.insert(Collection::ResponseContentType, ct);
         self.scalars.insert(Collection::ResponseContentLength, len);
-        self.collections
-            .insert(Collection::ResponseHeaders, headers);
+        self.set_collection(Collection::ResponseHeaders, headers);
     }
 
     /// Gives the response body (before phase 4), when `SecResponseBodyAccess` is on and its
@@ -420,23 +429,65 @@ impl Transaction {
         let size: usize = m.files.iter().map(|f| f.2).sum();
         self.scalars
             .insert(Collection::FilesCombinedSize, size.to_string().into_bytes());
-        self.collections.insert(Collection::ArgsPost, m.fields);
-        self.collections.insert(
+        self.set_collection(Collection::ArgsPost, m.fields);
+        self.set_collection(
             Collection::Files,
             m.files
                 .iter()
                 .map(|(n, f, _)| (n.clone(), f.clone().into_bytes()))
                 .collect(),
         );
-        self.collections.insert(
+        self.set_collection(
             Collection::FilesSizes,
             m.files
                 .iter()
                 .map(|(n, _, s)| (n.clone(), s.to_string().into_bytes()))
                 .collect(),
         );
-        self.collections
-            .insert(Collection::MultipartPartHeaders, m.part_headers);
+        self.set_collection(Collection::MultipartPartHeaders, m.part_headers);
+    }
+
+    fn set_collection(&mut self, c: Collection, pairs: Pairs) {
+        self.collections.insert(c, pairs);
+        self.views.get_mut().clear();
+    }
+
+    /// A collection's view (built on first use since the last change). For a `_NAMES`
+    /// collection, the values are the keys of its source.
+    fn view(&self, c: Collection) -> Option<Arc<View>> {
+        if let Some(v) = self.views.borrow().get(&c) {
+            return Some(v.clone());
+        }
+        let (source, names) = match c {
+            Collection::ArgsNames => (Collection::Args, true),
+            Collection::ArgsGetNames => (Collection::ArgsGet, true),
+            Collection::ArgsPostNames => (Collection::ArgsPost, true),
+            Collection::RequestHeadersNames => (Collection::RequestHeaders, true),
+            Collection::RequestCookiesNames => (Collection::RequestCookies, true),
+            Collection::ResponseHeadersNames => (Collection::ResponseHeaders, true),
+            Collection::FilesNames => (Collection::Files, true),
+            c => (c, false),
+        };
+        let pairs = self.collections.get(&source)?;
+        let prefix = c.as_str();
+        let view: View = pairs
+            .iter()
+            .map(|(k, v)| {
+                let value: Arc<[u8]> = if names {
+                    Arc::from(k.as_bytes())
+                } else {
+                    Arc::from(v.as_slice())
+                };
+                (
+                    Arc::from(k.as_str()),
+                    Arc::from(format!("{prefix}:{k}")),
+                    value,
+                )
+            })
+            .collect();
+        let view = Arc::new(view);
+        self.views.borrow_mut().insert(c, view.clone());
+        Some(view)
     }
 
     fn refresh_args(&mut self) {
@@ -455,7 +506,7 @@ impl Transaction {
         let size: usize = all.iter().map(|(k, v)| k.len() + v.len()).sum();
         self.scalars
             .insert(Collection::ArgsCombinedSize, size.to_string().into_bytes());
-        self.collections.insert(Collection::Args, all);
+        self.set_collection(Collection::Args, all);
     }
 
     /// The rules that matched so far.
@@ -588,8 +639,8 @@ impl Transaction {
 
     fn evaluate_link(&mut self, rule: &CompiledRule, link: &Link, capture: bool) -> bool {
         // `SecAction` has no variables: its operator runs once, on nothing.
-        let values = if link.variables.is_empty() {
-            vec![(String::new(), Vec::new())]
+        let values: Vec<Value> = if link.variables.is_empty() {
+            vec![(Arc::from(""), Arc::from(&b""[..]))]
         } else {
             self.values(rule, link)
         };
@@ -601,7 +652,7 @@ impl Transaction {
             let (result, tested) = if multi {
                 // Each stage of the chain is tested, the untransformed value first.
                 let expand = |p: &str| self.expand(p);
-                let mut cur = value.clone();
+                let mut cur = value.to_vec();
                 let mut result = link.operator.matches(&cur, &expand);
                 for t in &link.transforms {
                     if result.is_some() {
@@ -632,8 +683,8 @@ impl Transaction {
                         self.tx.insert(k.to_string(), c.clone());
                     }
                 }
-                self.matched_var = (name.clone(), value.clone());
-                self.matched_vars.push((name, value));
+                self.matched_var = (name.to_string(), value.clone());
+                self.matched_vars.push((name.to_string(), value));
                 self.run_actions(&link.actions);
             }
         }
@@ -674,8 +725,9 @@ impl Transaction {
     }
 
     /// The (name, value) pairs a link inspects, exclusions applied.
-    fn values(&self, rule: &CompiledRule, link: &Link) -> Pairs {
-        let mut out = Pairs::new();
+    fn values(&self, rule: &CompiledRule, link: &Link) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        let owned = |n: String, v: Vec<u8>| -> Value { (Arc::from(n), Arc::from(v)) };
         // Exclusions: the link's own (`!ARGS:x`, regexes compiled with the rule set) and those
         // `ctl` added for this rule (regexes compiled when the `ctl` ran).
         let matches_key =
@@ -716,69 +768,55 @@ impl Transaction {
                 _ => true,
             };
             let name = v.collection.as_str();
-            let mut found = Pairs::new();
+            let mut found: Vec<Value> = Vec::new();
             match v.collection {
                 Collection::Tx => {
                     for (key, val) in &self.tx {
                         if keep(key) && !excluded(v, key) {
-                            found.push((format!("TX:{key}"), val.clone()));
+                            found.push(owned(format!("TX:{key}"), val.clone()));
                         }
                     }
                 }
                 Collection::MatchedVars => {
                     for (n, val) in &self.matched_vars {
                         if keep(n) {
-                            found.push((n.clone(), val.clone()));
+                            found.push(owned(n.clone(), val.clone()));
                         }
                     }
                 }
                 Collection::MatchedVarsNames => {
                     for (n, _) in &self.matched_vars {
-                        found.push((n.clone(), n.clone().into_bytes()));
+                        found.push(owned(n.clone(), n.clone().into_bytes()));
                     }
                 }
-                Collection::MatchedVar => {
-                    found.push((self.matched_var.0.clone(), self.matched_var.1.clone()))
-                }
-                Collection::MatchedVarName => found.push((
+                Collection::MatchedVar => found.push(owned(
+                    self.matched_var.0.clone(),
+                    self.matched_var.1.clone(),
+                )),
+                Collection::MatchedVarName => found.push(owned(
                     "MATCHED_VAR_NAME".into(),
                     self.matched_var.0.clone().into_bytes(),
                 )),
                 c => {
-                    let (source, names) = match c {
-                        Collection::ArgsNames => (Some(Collection::Args), true),
-                        Collection::ArgsGetNames => (Some(Collection::ArgsGet), true),
-                        Collection::ArgsPostNames => (Some(Collection::ArgsPost), true),
-                        Collection::RequestHeadersNames => (Some(Collection::RequestHeaders), true),
-                        Collection::RequestCookiesNames => (Some(Collection::RequestCookies), true),
-                        Collection::ResponseHeadersNames => {
-                            (Some(Collection::ResponseHeaders), true)
-                        }
-                        Collection::FilesNames => (Some(Collection::Files), true),
-                        _ => (None, false),
-                    };
-                    let from = source.unwrap_or(c);
-                    if let Some(pairs) = self.collections.get(&from) {
-                        for (key, val) in pairs {
+                    if let Some(view) = self.view(c) {
+                        for (key, full, val) in view.iter() {
                             if keep(key) && !excluded(v, key) {
-                                let value = if names {
-                                    key.clone().into_bytes()
-                                } else {
-                                    val.clone()
-                                };
-                                found.push((format!("{name}:{key}"), value));
+                                found.push((full.clone(), val.clone()));
                             }
                         }
                     } else if !is_collection(c) {
                         // A single variable always has a value, empty when unset (CRS 901340
                         // tests REQBODY_PROCESSOR before any processor is chosen).
                         let val = self.scalars.get(&c).cloned().unwrap_or_default();
-                        found.push((name.to_owned(), val));
+                        found.push(owned(name.to_owned(), val));
                     }
                 }
             }
             if v.count {
-                out.push((format!("&{name}"), found.len().to_string().into_bytes()));
+                out.push(owned(
+                    format!("&{name}"),
+                    found.len().to_string().into_bytes(),
+                ));
             } else {
                 out.extend(found);
             }
