@@ -65,3 +65,47 @@ pub fn transforms(data: &[u8]) {
         assert!(ok, "{name}: {n} bytes in, {m} out");
     }
 }
+
+/// The body processors on the input (`fuzz/fuzz_targets/seclang_body.rs`): the first byte
+/// picks the content type (form, multipart with a fixed boundary, JSON, XML), the rest is the
+/// body; a small rule set reads every collection the processors fill. No panic, and a body
+/// that is not what its type says is flagged, never silently taken as empty.
+#[allow(clippy::panic)]
+pub fn body(data: &[u8]) {
+    use std::sync::{Arc, LazyLock};
+
+    use crate::eval::{Request, Transaction};
+
+    static RULES: LazyLock<Arc<crate::ruleset::Ruleset>> = LazyLock::new(|| {
+        let text = "SecRequestBodyAccess On\n\
+            SecRule ARGS|ARGS_NAMES|FILES|FILES_NAMES|MULTIPART_PART_HEADERS|XML:/*|XML://@*|REQUEST_BODY \"@rx (?i)attack\" \"id:1,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase\"\n\
+            SecRule REQBODY_ERROR|MULTIPART_STRICT_ERROR \"!@eq 0\" \"id:2,phase:2,pass\"\n";
+        let parsed = crate::parse_str(text, "fuzz.conf", std::path::Path::new("."));
+        Arc::new(
+            crate::ruleset::compile_ruleset(&parsed)
+                .unwrap_or_else(|e| panic!("the fuzz rule set compiles: {e:?}")),
+        )
+    });
+    let Some((&kind, body)) = data.split_first() else {
+        return;
+    };
+    let ct = match kind % 4 {
+        0 => "application/x-www-form-urlencoded",
+        1 => "multipart/form-data; boundary=XyZ",
+        2 => "application/json",
+        _ => "application/xml",
+    };
+    let req = Request {
+        method: "POST".into(),
+        uri: "/fuzz".into(),
+        protocol: "HTTP/1.1".into(),
+        headers: vec![("Content-Type".into(), ct.as_bytes().to_vec())],
+        remote_addr: None,
+        unique_id: "fuzz".into(),
+    };
+    let mut t = Transaction::new(RULES.clone(), req);
+    t.phase(1);
+    t.request_body(body);
+    t.phase(2);
+    let _ = t.matched().len();
+}

@@ -24,3 +24,15 @@ fn transform_corpus_replays() {
     }
     assert!(n >= 20);
 }
+
+#[test]
+fn body_corpus_replays() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/seclang_body");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        rampart_seclang::fuzzing::body(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 7);
+}
