@@ -602,16 +602,12 @@ impl Transaction {
     /// Evaluates a rule's chain; on a match runs its actions and records it.
     fn evaluate(&mut self, rule: &CompiledRule) -> bool {
         self.matched_vars.clear();
-        let capture = rule.links[0]
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::Capture));
         // A link's non-disruptive actions run for each value it matches, as soon as it
         // matches (ModSecurity v3 and Coraza): a chained rule may read what the link before
         // set (CRS 931130 sets `tx.rfi_parameter_*`, then inspects it), and a rule can
         // collect every match (CRS 922150 collects each part's content type).
         for link in &rule.links {
-            if !self.evaluate_link(rule, link, capture) {
+            if !self.evaluate_link(rule, link) {
                 return false;
             }
         }
@@ -637,14 +633,14 @@ impl Transaction {
         true
     }
 
-    fn evaluate_link(&mut self, rule: &CompiledRule, link: &Link, capture: bool) -> bool {
+    fn evaluate_link(&mut self, rule: &CompiledRule, link: &Link) -> bool {
         // `SecAction` has no variables: its operator runs once, on nothing.
         let values: Vec<Value> = if link.variables.is_empty() {
             vec![(Arc::from(""), Arc::from(&b""[..]))]
         } else {
             self.values(rule, link)
         };
-        let multi = link.actions.iter().any(|a| matches!(a, Action::MultiMatch));
+        let multi = link.multi_match;
         let mut hit = false;
         for (name, value) in values {
             // The value tested last is what MATCHED_VAR holds (transformed, as ModSecurity
@@ -678,7 +674,7 @@ impl Transaction {
             let value = tested;
             if let Some(caps) = result {
                 hit = true;
-                if capture {
+                if link.capture {
                     for (k, c) in caps.iter().enumerate() {
                         self.tx.insert(k.to_string(), c.clone());
                     }

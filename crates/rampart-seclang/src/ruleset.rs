@@ -45,6 +45,10 @@ pub struct Link {
     pub transforms: Vec<Transform>,
     /// Every action of the link, defaults merged for the head.
     pub actions: Vec<Action>,
+    /// `multiMatch`: the operator runs after each transformation, not only the last.
+    pub multi_match: bool,
+    /// `capture`: the operator's groups go to `TX.0`–`TX.9` (set on the head, for the chain).
+    pub capture: bool,
 }
 
 /// A compiled rule.
@@ -359,6 +363,7 @@ pub fn compile_ruleset_with(parsed: &Parsed, opts: Options) -> Result<Ruleset, V
             .parent()
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        let capture_all = actions.iter().any(|a| matches!(a, Action::Capture));
         let mut links = Vec::new();
         let mut link: Option<&Rule> = Some(rule);
         let mut head = true;
@@ -440,6 +445,8 @@ pub fn compile_ruleset_with(parsed: &Parsed, opts: Options) -> Result<Ruleset, V
                     selectors,
                     operator: op,
                     transforms: transforms(&link_actions),
+                    multi_match: link_actions.iter().any(|a| matches!(a, Action::MultiMatch)),
+                    capture: capture_all,
                     actions: link_actions,
                 }),
                 Err(e) => {

@@ -263,9 +263,12 @@ fn html_entity_decode(input: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// JavaScript escapes: `\uHHHH` (low byte, full-width ASCII mapped), `\xHH`, `\OOO`, the
-/// single-letter escapes, and `\c` to `c`.
-fn js_decode(input: &[u8]) -> Cow<'_, [u8]> {
+/// The loop the backslash decoders share: bytes copied until a backslash with something after
+/// it, where `escape` decodes the escape at that position into `out` and returns its length.
+fn backslash_decode(
+    input: &[u8],
+    escape: impl Fn(&[u8], usize, &mut Vec<u8>) -> usize,
+) -> Cow<'_, [u8]> {
     if !input.contains(&b'\\') {
         return Cow::Borrowed(input);
     }
@@ -277,23 +280,31 @@ fn js_decode(input: &[u8]) -> Cow<'_, [u8]> {
             i += 1;
             continue;
         }
+        i += escape(input, i, &mut out);
+    }
+    Cow::Owned(out)
+}
+
+/// JavaScript escapes: `\uHHHH` (low byte, full-width ASCII mapped), `\xHH`, `\OOO`, the
+/// single-letter escapes, and `\c` to `c`.
+fn js_decode(input: &[u8]) -> Cow<'_, [u8]> {
+    backslash_decode(input, |input, i, out| {
         let n = input[i + 1];
         if (n == b'u' || n == b'U')
             && i + 5 < input.len()
             && input[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit)
         {
             out.push(unicode_low_byte(input, i + 2));
-            i += 6;
+            6
         } else if let Some((v, len)) = hex_escape(input, i).or_else(|| octal_escape(input, i, true))
         {
             out.push(v);
-            i += len;
+            len
         } else {
             out.push(control_escape(n).unwrap_or(n));
-            i += 2;
+            2
         }
-    }
-    Cow::Owned(out)
+    })
 }
 
 /// CSS escapes: `\` and one to six hex digits (the low byte; full-width ASCII mapped; one
@@ -663,17 +674,7 @@ fn sql_hex_decode(input: &[u8]) -> Cow<'_, [u8]> {
 
 /// C escapes: `\a \b \f \n \r \t \v \\ \? \' \"`, `\xHH`, `\OOO`; others kept as written.
 fn escape_seq_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    if !input.contains(&b'\\') {
-        return Cow::Borrowed(input);
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] != b'\\' || i + 1 >= input.len() {
-            out.push(input[i]);
-            i += 1;
-            continue;
-        }
+    backslash_decode(input, |input, i, out| {
         let n = input[i + 1];
         let simple = control_escape(n).or(match n {
             b'\\' | b'?' | b'\'' | b'"' => Some(n),
@@ -681,19 +682,18 @@ fn escape_seq_decode(input: &[u8]) -> Cow<'_, [u8]> {
         });
         if let Some(v) = simple {
             out.push(v);
-            i += 2;
+            2
         } else if let Some((v, len)) =
             hex_escape(input, i).or_else(|| octal_escape(input, i, false))
         {
             out.push(v);
-            i += len;
+            len
         } else {
             out.push(b'\\');
             out.push(n);
-            i += 2;
+            2
         }
-    }
-    Cow::Owned(out)
+    })
 }
 
 fn trim(input: &[u8], left: bool, right: bool) -> Cow<'_, [u8]> {

@@ -243,6 +243,21 @@ impl CrsStage {
     fn state(x: &Exchange) -> Option<CrsState> {
         x.extensions.get::<CrsState>().cloned()
     }
+
+    /// Runs a response phase on the exchange's transaction (none when the request phases did
+    /// not run), then reports what it matched.
+    fn response_phase(x: &mut Exchange, run: impl FnOnce(&mut Transaction)) -> Outcome {
+        let Some(state) = Self::state(x) else {
+            return Ok(Decision::Continue);
+        };
+        let mut guard = state
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (t, recorded) = &mut *guard;
+        run(t);
+        Self::report(t, recorded, x)
+    }
 }
 
 impl Stage for CrsStage {
@@ -298,24 +313,17 @@ impl Stage for CrsStage {
         rsp: &mut http::response::Parts,
         x: &mut Exchange,
     ) -> Outcome {
-        let Some(state) = Self::state(x) else {
-            return Ok(Decision::Continue);
-        };
-        let mut guard = state
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (t, recorded) = &mut *guard;
-        t.response_head(
-            rsp.status.as_u16(),
-            &format!("{:?}", rsp.version),
-            rsp.headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
-                .collect(),
-        );
-        t.phase(3);
-        Self::report(t, recorded, x)
+        Self::response_phase(x, |t| {
+            t.response_head(
+                rsp.status.as_u16(),
+                &format!("{:?}", rsp.version),
+                rsp.headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                    .collect(),
+            );
+            t.phase(3);
+        })
     }
 
     fn response_body_limit(&self, rsp: &http::response::Parts, x: &Exchange) -> Option<u64> {
@@ -343,16 +351,9 @@ impl Stage for CrsStage {
         body: &mut Bytes,
         x: &mut Exchange,
     ) -> Outcome {
-        let Some(state) = Self::state(x) else {
-            return Ok(Decision::Continue);
-        };
-        let mut guard = state
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (t, recorded) = &mut *guard;
-        t.response_body(body);
-        t.phase(4);
-        Self::report(t, recorded, x)
+        Self::response_phase(x, |t| {
+            t.response_body(body);
+            t.phase(4);
+        })
     }
 }
