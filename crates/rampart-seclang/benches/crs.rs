@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rampart_seclang::eval::{Request, Transaction};
-use rampart_seclang::ruleset::{compile_ruleset_with, Options, Ruleset};
+use rampart_seclang::ruleset::{compile_ruleset, Ruleset};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/crs")
@@ -26,13 +26,7 @@ fn load(pl: u8) -> Ruleset {
         dir.display()
     );
     let parsed = rampart_seclang::parse_str(&main, "main.conf", &dir);
-    compile_ruleset_with(
-        &parsed,
-        Options {
-            unimplemented_never_match: true,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e:#?}"))
+    compile_ruleset(&parsed).unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn request(method: &str, uri: &str, ct: Option<&str>) -> Request {

@@ -109,3 +109,20 @@ pub fn body(data: &[u8]) {
     t.phase(2);
     let _ = t.matched().len();
 }
+
+/// libinjection's two detectors on the input (`fuzz/fuzz_targets/seclang_libinjection.rs`),
+/// called directly so that a panic in them surfaces here instead of being caught as a
+/// detection: no panic, and a fingerprint is at most five token types.
+#[allow(clippy::panic)]
+pub fn libinjection(data: &[u8]) {
+    let sqli = libinjectionrs::detect_sqli(data);
+    if let Some(fp) = &sqli.fingerprint {
+        let fp = fp.as_str();
+        assert!(fp.len() <= 5, "fingerprint {fp:?}");
+        assert!(
+            fp.bytes().all(|b| b.is_ascii_graphic()),
+            "fingerprint {fp:?}"
+        );
+    }
+    let _ = libinjectionrs::detect_xss(data).is_injection();
+}

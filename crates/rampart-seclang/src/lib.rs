@@ -11,6 +11,7 @@ pub mod ast;
 pub mod eval;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod libinjection;
 pub mod multipart;
 mod names;
 pub mod operator;

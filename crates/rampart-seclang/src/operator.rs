@@ -31,6 +31,10 @@ enum Kind {
     ByteRange(Box<[bool; 256]>),
     ValidateUrlEncoding,
     ValidateUtf8,
+    /// libinjection's SQLi detector (`TX.0` captures the fingerprint, as in ModSecurity).
+    Sqli,
+    /// libinjection's XSS detector.
+    Xss,
     Always,
     Never,
 }
@@ -76,12 +80,8 @@ pub fn compile(op: &Operator, base_dir: &Path) -> Result<CompiledOperator, Strin
         OperatorKind::ValidateUtf8Encoding => Kind::ValidateUtf8,
         OperatorKind::UnconditionalMatch => Kind::Always,
         OperatorKind::NoMatch => Kind::Never,
-        OperatorKind::DetectSqli | OperatorKind::DetectXss => {
-            return Err(format!(
-                "@{} is not implemented yet (libinjection's algorithm comes with the evaluator)",
-                op.kind.as_str()
-            ))
-        }
+        OperatorKind::DetectSqli => Kind::Sqli,
+        OperatorKind::DetectXss => Kind::Xss,
     };
     Ok(CompiledOperator {
         negated: op.negated,
@@ -288,6 +288,8 @@ impl CompiledOperator {
                 };
                 hit.then(whole)?
             }
+            Kind::Sqli => crate::libinjection::sqli(value).map(|fp| vec![fp.into_bytes()]),
+            Kind::Xss => crate::libinjection::xss(value).then(whole)?,
             Kind::ByteRange(allowed) => value
                 .iter()
                 .any(|b| !allowed[usize::from(*b)])

@@ -95,18 +95,6 @@ pub struct Ruleset {
     pub request_body_limit_action: LimitAction,
     /// `SecComponentSignature`s.
     pub signatures: Vec<String>,
-    /// Rules whose operator is not implemented yet, compiled never to match (only with
-    /// [`Options::unimplemented_never_match`]; empty otherwise).
-    pub unimplemented: Vec<u32>,
-}
-
-/// How strict compilation is.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
-    /// Compile rules whose operator is not implemented yet (libinjection's two) as never
-    /// matching, and list them in [`Ruleset::unimplemented`], instead of refusing the set.
-    /// For measuring progress on a rule set, never for protecting an API.
-    pub unimplemented_never_match: bool,
 }
 
 fn diag(span: &Span, message: impl Into<String>, help: Option<String>) -> Diagnostic {
@@ -145,11 +133,6 @@ fn in_ranges(ranges: &[IdRange], id: u32) -> bool {
 
 /// Compiles what the parser read. A parse with problems is refused with them.
 pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
-    compile_ruleset_with(parsed, Options::default())
-}
-
-/// [`compile_ruleset`] with options.
-pub fn compile_ruleset_with(parsed: &Parsed, opts: Options) -> Result<Ruleset, Vec<Diagnostic>> {
     if !parsed.diagnostics.is_empty() {
         return Err(parsed.diagnostics.clone());
     }
@@ -168,7 +151,6 @@ pub fn compile_ruleset_with(parsed: &Parsed, opts: Options) -> Result<Ruleset, V
         request_body_limit: None,
         request_body_limit_action: LimitAction::Reject,
         signatures: Vec::new(),
-        unimplemented: Vec::new(),
     };
     let mut rule_defaults: Vec<Vec<Action>> = Vec::new();
     for d in &parsed.directives {
@@ -421,24 +403,7 @@ pub fn compile_ruleset_with(parsed: &Parsed, opts: Options) -> Result<Ruleset, V
                     _ => None,
                 });
             }
-            let unimplemented = matches!(
-                l.operator.kind,
-                crate::ast::OperatorKind::DetectSqli | crate::ast::OperatorKind::DetectXss
-            );
-            let compiled = if unimplemented && opts.unimplemented_never_match {
-                set.unimplemented.push(id);
-                compile(
-                    &crate::ast::Operator {
-                        negated: false,
-                        kind: crate::ast::OperatorKind::NoMatch,
-                        param: String::new(),
-                    },
-                    &base,
-                )
-            } else {
-                compile(&l.operator, &base)
-            };
-            match compiled {
+            match compile(&l.operator, &base) {
                 Ok(op) => links.push(Link {
                     span: l.span.clone(),
                     variables: l.variables.clone(),

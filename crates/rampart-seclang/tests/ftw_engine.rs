@@ -21,11 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rampart_seclang::eval::{Request, Transaction};
-use rampart_seclang::ruleset::{compile_ruleset_with, Options, Ruleset};
+use rampart_seclang::ruleset::{compile_ruleset, Ruleset};
 use serde_json::Value;
 
 /// The pass rate measured when the floor was last raised, in per mille.
-const FLOOR_PER_MILLE: usize = 991;
+const FLOOR_PER_MILLE: usize = 997;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/crs")
@@ -44,15 +44,7 @@ fn crs() -> std::sync::Arc<Ruleset> {
         dir.display()
     );
     let parsed = rampart_seclang::parse_str(&main, "main.conf", &dir);
-    std::sync::Arc::new(
-        compile_ruleset_with(
-            &parsed,
-            Options {
-                unimplemented_never_match: true,
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e:#?}")),
-    )
+    std::sync::Arc::new(compile_ruleset(&parsed).unwrap_or_else(|e| panic!("{e:#?}")))
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {

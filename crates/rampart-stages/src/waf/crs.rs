@@ -24,7 +24,7 @@ use rampart_core::{
     Reason, RuleId, Stage, StageId,
 };
 use rampart_seclang::eval::{Request, Transaction};
-use rampart_seclang::ruleset::{compile_ruleset_with, Options, Ruleset};
+use rampart_seclang::ruleset::{compile_ruleset, Ruleset};
 use serde::Deserialize;
 
 /// The stage's id.
@@ -50,11 +50,6 @@ pub struct CrsConfig {
     /// `enforce`, or `monitor` (refusals become would-block findings).
     #[serde(default)]
     pub enforcement: Enforcement,
-    /// Loads a rule set whose rules use operators Rampart does not implement yet
-    /// (`@detectSQLi`, `@detectXSS`) by making those rules never match. Weakens the WAF: the
-    /// rules so disabled are listed in the log at load time.
-    #[serde(default)]
-    pub insecure_skip_unimplemented_operators: bool,
     /// Whether response bodies are inspected (CRS's data-leakage rules): the proxy then holds
     /// each HTML, text, XML or JSON response up to `max_response_bytes` before sending it.
     #[serde(default = "yes")]
@@ -137,40 +132,21 @@ impl CrsRules {
             main.push_str(&format!("Include \"{r}\"\n"));
         }
         let parsed = rampart_seclang::parse_str(&main, "<waf.crs>", base_dir);
-        let compiled = compile_ruleset_with(
-            &parsed,
-            Options {
-                unimplemented_never_match: c.insecure_skip_unimplemented_operators,
-            },
-        );
-        match compiled {
-            Ok(rules) => {
-                if !rules.unimplemented.is_empty() {
-                    tracing::warn!(
-                        rules = ?rules.unimplemented,
-                        "waf.crs: rules with operators not implemented yet never match (insecure_skip_unimplemented_operators)"
-                    );
-                }
-                Some(Arc::new(Self {
-                    rules: Arc::new(rules),
-                    enforcement: c.enforcement,
-                    max_response_bytes: c.max_response_bytes,
-                }))
-            }
+        match compile_ruleset(&parsed) {
+            Ok(rules) => Some(Arc::new(Self {
+                rules: Arc::new(rules),
+                enforcement: c.enforcement,
+                max_response_bytes: c.max_response_bytes,
+            })),
             Err(diags) => {
                 cx.at("rules", |cx| {
                     for d in diags {
-                        let libinjection = d.message.contains("@detectSQLi")
-                            || d.message.contains("@detectXSS");
                         let mut help = format!("at {}:{}:{}", d.file, d.line, d.col);
                         if !d.source_line.is_empty() {
                             help.push_str(&format!(": {}", d.source_line.trim()));
                         }
                         if let Some(h) = &d.help {
                             help.push_str(&format!("; {h}"));
-                        }
-                        if libinjection {
-                            help.push_str("; this operator is not implemented yet: `insecure_skip_unimplemented_operators: true` loads the set without these rules");
                         }
                         cx.error_with_help(d.message, help);
                     }
