@@ -214,6 +214,17 @@ async fn handle_inner(
             }
             Err(_) => return fin.body_failure(&flags, &rid_header),
         }
+    } else if !body_expected {
+        if api.pipeline.needs_request_body() {
+            // Stages that read bodies decide on an empty one too: sending no body (or
+            // `Content-Length: 0`) must not skip a body rule or a policy on the body.
+            let mut empty = Bytes::new();
+            fin.x.timings.now_ms = shared.clock.now_ms();
+            if let Verdict::Block(b) = api.pipeline.request_body(&parts, &mut empty, &mut fin.x) {
+                return fin.respond(&b, &rid_header);
+            }
+        }
+        Empty::new().map_err(|never| match never {}).boxed_unsync()
     } else if content_length(&parts.headers).is_some_and(|n| n <= SMALL_BODY_BYTES) {
         // A small body of known length is read whole before the upstream request goes out (as
         // nginx does): it then leaves in one write with the head, instead of streaming through
@@ -225,19 +236,8 @@ async fn handle_inner(
             // More bytes than announced: hyper refuses those before we see them; be safe anyway.
             Ok((_, Some(_))) | Err(_) => return fin.body_failure(&flags, &rid_header),
         }
-    } else if body_expected {
-        inbound.boxed_unsync()
     } else {
-        if api.pipeline.needs_request_body() {
-            // Stages that read bodies decide on an empty one too: sending no body must not
-            // skip a body rule or a policy on the body.
-            let mut empty = Bytes::new();
-            fin.x.timings.now_ms = shared.clock.now_ms();
-            if let Verdict::Block(b) = api.pipeline.request_body(&parts, &mut empty, &mut fin.x) {
-                return fin.respond(&b, &rid_header);
-            }
-        }
-        Empty::new().map_err(|never| match never {}).boxed_unsync()
+        inbound.boxed_unsync()
     };
 
     // The upstream request.

@@ -155,6 +155,29 @@ async fn libinjection_rules_find_sql_injection_and_xss() {
     assert_eq!(up.requests(), 0);
 }
 
+/// `Content-Length: 0` once let a request skip every stage of the body phase, the CRS among
+/// them: an empty body is inspected like a missing one.
+#[tokio::test]
+async fn an_empty_body_does_not_skip_the_rules() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::start(&config(&up.url(), "")).await;
+    let c = HttpClient::new();
+    for method in ["GET", "POST"] {
+        let req = Request::builder()
+            .method(method)
+            .uri(gw.url("public", "/download?file=../../../../etc/passwd"))
+            .header("host", "shop.example")
+            .header("user-agent", "Mozilla/5.0")
+            .header("accept", "text/html")
+            .header("content-length", "0")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let r = c.send(req).await.unwrap();
+        assert_eq!(r.status, 403, "{method}: {}", r.text());
+    }
+    assert_eq!(up.requests(), 0);
+}
+
 #[tokio::test]
 async fn responses_that_leak_are_refused() {
     let up = TestUpstream::start().await;
