@@ -665,8 +665,10 @@ async fn serve_http<I>(
         tls,
         state: state.clone(),
     });
-    let svc =
-        hyper::service::service_fn(move |req| handler::handle(shared.clone(), ctx.clone(), req));
+    let svc_shared = shared.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        handler::handle(svc_shared.clone(), ctx.clone(), req)
+    });
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let mut draining = *shutdown.borrow();
@@ -681,6 +683,7 @@ async fn serve_http<I>(
             res = conn.as_mut() => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "Connection ended with an error.");
+                    malformed_event(&shared, &listener, peer, &*e);
                 }
                 return;
             }
@@ -705,6 +708,42 @@ async fn serve_http<I>(
             }
         }
     }
+}
+
+/// A request hyper could not parse (a request target with bytes RFC 9112 forbids, a header
+/// line without a colon, a head over `max_header_bytes`) was answered 400 or 431 before any
+/// stage saw it: it still becomes a security event, with no request id to tie it to.
+fn malformed_event(
+    shared: &Shared,
+    listener: &Listener,
+    peer: SocketAddr,
+    e: &(dyn std::error::Error + 'static),
+) {
+    let Some(h) = e.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    let status = if h.is_parse_too_large() {
+        431
+    } else if h.is_parse() {
+        400
+    } else {
+        return;
+    };
+    shared.events.emit(rampart_core::SecurityEvent {
+        time_ms: shared.clock.now_ms(),
+        request_id: String::new(),
+        client_ip: peer.ip().to_string(),
+        listener: listener.name.to_string(),
+        api: None,
+        method: String::new(),
+        path: String::new(),
+        stage: "proxy".to_owned(),
+        rule: None,
+        action: rampart_core::FindingAction::Block,
+        reason: rampart_core::Reason::MalformedRequest.code().to_owned(),
+        status: Some(status),
+        detail: format!("unparsable request: {h}"),
+    });
 }
 
 /// Wraps a connection's IO to note when bytes last moved (for the idle timeout).
