@@ -101,6 +101,8 @@ pub struct Transaction {
     hasher: foldhash::fast::RandomState,
     matched: Vec<Matched>,
     interruption: Option<Interruption>,
+    /// In `DetectionOnly`, the refusal the first disruptive rule would have made.
+    would_interrupt: Option<Interruption>,
     allowed: Option<AllowScope>,
     body_processor: Option<String>,
     force_body_variable: bool,
@@ -223,6 +225,7 @@ impl Transaction {
             hasher: foldhash::fast::RandomState::default(),
             matched: Vec::new(),
             interruption: None,
+            would_interrupt: None,
             allowed: None,
             body_processor: None,
             force_body_variable: false,
@@ -519,6 +522,12 @@ impl Transaction {
         self.interruption.as_ref()
     }
 
+    /// In `DetectionOnly`, the refusal the first disruptive rule would have made (ModSecurity
+    /// logs it as a warning and goes on).
+    pub fn would_interrupt(&self) -> Option<&Interruption> {
+        self.would_interrupt.as_ref()
+    }
+
     /// A transaction variable (`tx.inbound_anomaly_score_pl1`).
     pub fn tx(&self, key: &str) -> Option<&[u8]> {
         self.tx.get(&lower(key)).map(Vec::as_slice)
@@ -526,7 +535,8 @@ impl Transaction {
 
     /// Runs the rules of a phase (1 to 5); returns the refusal if there is one.
     pub fn phase(&mut self, phase: u8) -> Option<&Interruption> {
-        if self.engine == EngineMode::Off || self.interruption.is_some() {
+        // The logging phase runs after a refusal too, as in ModSecurity.
+        if self.engine == EngineMode::Off || (self.interruption.is_some() && phase != 5) {
             return self.interruption.as_ref();
         }
         if matches!(self.allowed, Some(AllowScope::All))
@@ -568,13 +578,17 @@ impl Transaction {
             }
             match rule.disruptive {
                 Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect => {
-                    if self.engine == EngineMode::On {
-                        self.interruption = Some(Interruption {
-                            rule: rule.id,
-                            status: rule.status.unwrap_or(403),
-                            action: rule.disruptive,
-                        });
+                    let refusal = Interruption {
+                        rule: rule.id,
+                        status: rule.status.unwrap_or(403),
+                        action: rule.disruptive,
+                    };
+                    if self.engine == EngineMode::On && phase != 5 {
+                        self.interruption = Some(refusal);
                         return self.interruption.as_ref();
+                    }
+                    if self.would_interrupt.is_none() {
+                        self.would_interrupt = Some(refusal);
                     }
                 }
                 Disruptive::Allow => {

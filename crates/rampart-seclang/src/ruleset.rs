@@ -345,7 +345,6 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
             .parent()
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let capture_all = actions.iter().any(|a| matches!(a, Action::Capture));
         let mut links = Vec::new();
         let mut link: Option<&Rule> = Some(rule);
         let mut head = true;
@@ -411,7 +410,10 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
                     operator: op,
                     transforms: transforms(&link_actions),
                     multi_match: link_actions.iter().any(|a| matches!(a, Action::MultiMatch)),
-                    capture: capture_all,
+                    // Each link of a chain captures only when it says so (ModSecurity's
+                    // chained rules are rules of their own): CRS 932207 logs what its second
+                    // link captured, not what a later negated link saw.
+                    capture: link_actions.iter().any(|a| matches!(a, Action::Capture)),
                     actions: link_actions,
                 }),
                 Err(e) => {

@@ -110,10 +110,36 @@ SecRule ARGS "@rx late" "id:8,phase:1,deny"
     // skipAfter jumps over rule 6.
     let mut t = Transaction::new(set.clone(), get("/admin?skip=1&b=boom", &[]));
     assert!(t.phase(1).is_none(), "{:?}", ids(&t));
-    // DetectionOnly: the match is recorded, nothing is refused.
+    // DetectionOnly: the match is recorded, nothing is refused, the refusal that would have
+    // been is kept.
     let mut t = Transaction::new(set, get("/admin?engine=off&c=late", &[]));
     assert!(t.phase(1).is_none());
     assert!(ids(&t).contains(&8));
+    assert_eq!(t.would_interrupt().map(|i| i.rule), Some(8));
+}
+
+#[test]
+fn chained_captures_and_the_logging_phase() {
+    let set = rules(
+        r#"
+SecDefaultAction "phase:1,log,pass"
+SecRule ARGS "@rx #.*" "id:1,phase:1,pass,capture,logdata:'%{TX.0}',chain"
+    SecRule TX:0 "@rx \$[a-z]" "capture,chain"
+        SecRule MATCHED_VAR "!@beginsWith #:~:text="
+SecRule ARGS "@contains evil" "id:2,phase:1,deny,status:403"
+SecRule ARGS "@contains evil" "id:3,phase:5,pass,log,msg:'logged after the refusal'"
+"#,
+    );
+    // Each link captures only if it says so: TX.0 is what the second link captured, not the
+    // value the negated third link saw.
+    let mut t = Transaction::new(set.clone(), get("/?r=%23x;cat$u", &[]));
+    assert!(t.phase(1).is_none());
+    assert_eq!(t.matched()[0].logdata, "$u");
+    // The logging phase runs after a refusal, as in ModSecurity.
+    let mut t = Transaction::new(set, get("/?q=evil", &[]));
+    assert_eq!(t.phase(1).map(|i| i.rule), Some(2));
+    t.phase(5);
+    assert_eq!(ids(&t), [2, 3]);
 }
 
 #[test]

@@ -110,8 +110,10 @@ impl CrsRules {
             return None;
         }
         // What crs-setup.conf holds, written from the config.
+        // `monitor` is ModSecurity's `DetectionOnly`: every phase runs and the refusal the
+        // rules would have made is reported once, as a would-block.
         let mut main = format!(
-            "SecRuleEngine On\n\
+            "SecRuleEngine {}\n\
              SecRequestBodyAccess On\n\
              SecResponseBodyAccess {}\n\
              SecResponseBodyMimeType text/plain text/html text/xml application/json\n\
@@ -124,6 +126,10 @@ impl CrsRules {
              SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={}\"\n\
              SecAction \"id:900001,phase:1,pass,nolog,setvar:tx.detection_paranoia_level={detection}\"\n\
              SecAction \"id:900110,phase:1,pass,nolog,setvar:tx.inbound_anomaly_score_threshold={}\"\n",
+            match c.enforcement {
+                Enforcement::Enforce => "On",
+                Enforcement::Monitor => "DetectionOnly",
+            },
             if c.inspect_response_bodies { "On" } else { "Off" },
             c.paranoia_level,
             c.inbound_anomaly_threshold
@@ -162,10 +168,38 @@ impl CrsRules {
     }
 }
 
-/// The transaction of one exchange, kept from the request to the response, with how many of
-/// its matches are already findings.
+impl CrsRules {
+    /// Whether phase 4 runs on this response: body access on and a media type the rules read.
+    fn inspects_body(&self, rsp: &http::response::Parts) -> bool {
+        let rules = &self.rules;
+        if !rules.response_body_access {
+            return false;
+        }
+        let ct = rsp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        rules.response_mime_types.is_empty()
+            || rules
+                .response_mime_types
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(essence))
+    }
+}
+
+/// The transaction of one exchange, kept from the request to the response, with what of it is
+/// already reported.
 #[derive(Clone)]
-struct CrsState(Arc<Mutex<(Transaction, usize)>>);
+struct CrsState(Arc<Mutex<(Transaction, Reported)>>);
+
+/// How many of a transaction's matches are findings, and whether its refusal was reported.
+#[derive(Default)]
+struct Reported {
+    matches: usize,
+    refusal: bool,
+}
 
 /// The stage.
 #[derive(Debug)]
@@ -173,9 +207,14 @@ pub struct CrsStage(pub Arc<CrsRules>);
 
 impl CrsStage {
     /// Records the matches not yet recorded; turns a refusal into a block.
-    fn report(t: &Transaction, recorded: &mut usize, x: &mut Exchange) -> Outcome {
-        let refused = t.interruption().cloned();
-        for m in &t.matched()[(*recorded).min(t.matched().len())..] {
+    fn report(t: &Transaction, done: &mut Reported, x: &mut Exchange) -> Outcome {
+        // A refusal (or in `DetectionOnly` the one the rules would have made) is reported once.
+        let refused = if done.refusal {
+            None
+        } else {
+            t.interruption().or(t.would_interrupt()).cloned()
+        };
+        for m in &t.matched()[done.matches.min(t.matched().len())..] {
             if refused.as_ref().is_some_and(|r| r.rule == m.id) {
                 continue;
             }
@@ -187,14 +226,15 @@ impl CrsStage {
                 detail: if m.logdata.is_empty() {
                     m.msg.clone()
                 } else {
-                    format!("{} ({})", m.msg, m.logdata)
+                    format!("{} [data: {}]", m.msg, m.logdata)
                 },
             });
         }
-        *recorded = t.matched().len();
+        done.matches = t.matched().len();
         let Some(r) = refused else {
             return Ok(Decision::Continue);
         };
+        done.refusal = true;
         let msg = t
             .matched()
             .iter()
@@ -230,9 +270,9 @@ impl CrsStage {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (t, recorded) = &mut *guard;
+        let (t, done) = &mut *guard;
         run(t);
-        Self::report(t, recorded, x)
+        Self::report(t, done, x)
     }
 }
 
@@ -276,10 +316,14 @@ impl Stage for CrsStage {
             t.request_body(body);
             t.phase(2);
         }
-        let mut recorded = 0;
-        let outcome = Self::report(&t, &mut recorded, x);
+        if t.interruption().is_some() {
+            // No response phase follows a refusal: the logging phase runs now.
+            t.phase(5);
+        }
+        let mut done = Reported::default();
+        let outcome = Self::report(&t, &mut done, x);
         x.extensions
-            .insert(CrsState(Arc::new(Mutex::new((t, recorded)))));
+            .insert(CrsState(Arc::new(Mutex::new((t, done)))));
         outcome
     }
 
@@ -289,6 +333,7 @@ impl Stage for CrsStage {
         rsp: &mut http::response::Parts,
         x: &mut Exchange,
     ) -> Outcome {
+        let inspects_body = self.0.inspects_body(rsp);
         Self::response_phase(x, |t| {
             t.response_head(
                 rsp.status.as_u16(),
@@ -299,26 +344,14 @@ impl Stage for CrsStage {
                     .collect(),
             );
             t.phase(3);
+            if !inspects_body {
+                t.phase(5);
+            }
         })
     }
 
     fn response_body_limit(&self, rsp: &http::response::Parts, x: &Exchange) -> Option<u64> {
-        let rules = &self.0.rules;
-        if !rules.response_body_access || Self::state(x).is_none() {
-            return None;
-        }
-        let ct = rsp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        let inspected = rules.response_mime_types.is_empty()
-            || rules
-                .response_mime_types
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(essence));
-        inspected.then_some(self.0.max_response_bytes)
+        (Self::state(x).is_some() && self.0.inspects_body(rsp)).then_some(self.0.max_response_bytes)
     }
 
     fn on_response_body_whole(
@@ -330,6 +363,7 @@ impl Stage for CrsStage {
         Self::response_phase(x, |t| {
             t.response_body(body);
             t.phase(4);
+            t.phase(5);
         })
     }
 }
