@@ -3,6 +3,7 @@
 mod bans;
 mod demo;
 mod demo_auth;
+mod ftw;
 mod rules_test;
 
 /// mimalloc: faster than the system allocator for the many small, short-lived allocations of a
@@ -52,6 +53,9 @@ enum Command {
         #[arg(short, long, default_value = "rampart.yaml")]
         config: PathBuf,
     },
+    /// Run go-ftw regression tests (the OWASP CRS's) through the gateway on loopback, with
+    /// the CRS in `waf.crs` and a test backend; prints pass/fail per rule file and a total.
+    Ftw(ftw::Args),
     /// Start a built-in demo API with the gateway in front of it, every feature on.
     Demo {
         /// The gateway's port on 127.0.0.1.
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Test { file, config },
         } => rules_test::run(&file, config.as_deref()),
+        Command::Ftw(args) => ftw::run(&args),
         Command::HashPassword { bcrypt, cost } => hash_password(bcrypt, cost),
         Command::Bans { config, command } => runtime(Some(1)).map_or(ExitCode::from(2), |rt| {
             rt.block_on(bans::run(&config, command))
