@@ -308,6 +308,8 @@ names! {
         Ip = "IP",
         /// Global persistent variables.
         Global = "GLOBAL",
+        /// What `@geoLookup` found (always empty in Rampart: no GeoIP database).
+        Geo = "GEO",
         /// Session variables.
         Session = "SESSION",
         /// User variables.
@@ -450,6 +452,12 @@ names! {
         NoMatch = "noMatch",
         /// A substring (Boyer-Moore in ModSecurity).
         StrMatch = "strmatch",
+        /// The address's country into `GEO` (needs a GeoIP database: Rampart has none, so it
+        /// never matches; the rule set's load names the rules).
+        GeoLookup = "geoLookup",
+        /// A DNS blocklist lookup (never on the request path in Rampart: it never matches; the
+        /// rule set's load names the rules).
+        Rbl = "rbl",
     }
 }
 

@@ -1039,6 +1039,7 @@ fn is_collection(c: Collection) -> bool {
             | Collection::MultipartPartHeaders
             | Collection::Xml
             | Collection::Ip
+            | Collection::Geo
             | Collection::Global
             | Collection::Session
             | Collection::User

@@ -8,6 +8,8 @@
 //! file, line and a caret.
 
 pub mod ast;
+#[doc(hidden)]
+pub mod bench_data;
 pub mod eval;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -16,6 +18,7 @@ pub mod multipart;
 mod names;
 pub mod operator;
 pub mod parse;
+pub mod pcre;
 pub mod ruleset;
 mod source;
 pub mod transform;

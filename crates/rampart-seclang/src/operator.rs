@@ -22,6 +22,10 @@ pub struct CompiledOperator {
 #[derive(Debug)]
 enum Kind {
     Rx(Regex),
+    /// A PCRE pattern only a backtracking engine runs (look-around, back-references).
+    Backtracking(crate::pcre::Backtracking),
+    /// A pattern with macros (`^%{tx.allowed_charsets}$`, CRS 3.3), compiled per expansion.
+    RxMacro(String, RegexCache),
     Phrases(AhoCorasick),
     Ips(IpTable<()>),
     /// A string operator whose parameter may hold macros.
@@ -46,7 +50,7 @@ pub type Captures = Vec<Vec<u8>>;
 pub fn compile(op: &Operator, base_dir: &Path) -> Result<CompiledOperator, String> {
     let p = op.param.as_str();
     let kind = match op.kind {
-        OperatorKind::Rx => Kind::Rx(regex(p)?),
+        OperatorKind::Rx => rx(p)?,
         OperatorKind::Pm => Kind::Phrases(phrases(p.split_whitespace())?),
         OperatorKind::PmFromFile | OperatorKind::Pmf => {
             let mut all = Vec::new();
@@ -79,13 +83,68 @@ pub fn compile(op: &Operator, base_dir: &Path) -> Result<CompiledOperator, Strin
         OperatorKind::ValidateUrlEncoding => Kind::ValidateUrlEncoding,
         OperatorKind::ValidateUtf8Encoding => Kind::ValidateUtf8,
         OperatorKind::UnconditionalMatch => Kind::Always,
-        OperatorKind::NoMatch => Kind::Never,
+        OperatorKind::NoMatch | OperatorKind::GeoLookup | OperatorKind::Rbl => Kind::Never,
         OperatorKind::DetectSqli => Kind::Sqli,
         OperatorKind::DetectXss => Kind::Xss,
     };
     Ok(CompiledOperator {
         negated: op.negated,
         kind,
+    })
+}
+
+/// Regexes compiled from a macro pattern's expansions (a few per rule set).
+#[derive(Debug, Default)]
+struct RegexCache(std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Regex>>>);
+
+impl RegexCache {
+    fn get(&self, pattern: &str) -> Option<std::sync::Arc<Regex>> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = map.get(pattern) {
+            return Some(r.clone());
+        }
+        let r = std::sync::Arc::new(regex(pattern).ok()?);
+        if map.len() >= 64 {
+            map.clear();
+        }
+        map.insert(pattern.to_owned(), r.clone());
+        Some(r)
+    }
+}
+
+/// `@rx`: the `regex` crate when it reads the pattern, else (a pattern written for PCRE) the
+/// same after [`crate::pcre::normalize`], else a backtracking engine; a pattern with macros is
+/// compiled per transaction.
+fn rx(p: &str) -> Result<Kind, String> {
+    let first = match regex(p) {
+        Ok(r) => return Ok(Kind::Rx(r)),
+        Err(e) => e,
+    };
+    if has_macro(p) {
+        return Ok(Kind::RxMacro(p.to_owned(), RegexCache::default()));
+    }
+    let n = crate::pcre::normalize(p);
+    if let Ok(r) = regex(&n) {
+        return Ok(Kind::Rx(r));
+    }
+    crate::pcre::Backtracking::new(&n)
+        .map(Kind::Backtracking)
+        .map_err(|e| format!("{first}; as PCRE: {e}"))
+}
+
+/// Whether a pattern holds a macro such as `%{tx.name}` or `%{REQUEST_METHOD}`.
+fn has_macro(p: &str) -> bool {
+    p.match_indices("%{").any(|(i, _)| {
+        let rest = &p[i + 2..];
+        rest.find('}').is_some_and(|end| {
+            end > 0
+                && rest[..end]
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':'))
+        })
     })
 }
 
@@ -218,6 +277,11 @@ fn is_word(b: u8) -> bool {
 }
 
 impl CompiledOperator {
+    /// Whether a backtracking engine runs the pattern (a PCRE-only `@rx`).
+    pub fn is_backtracking(&self) -> bool {
+        matches!(self.kind, Kind::Backtracking(_))
+    }
+
     /// Runs the operator on a value: `Some` (with what `capture` keeps) when it matches,
     /// negation applied. `expand` expands macros in a parameter.
     pub fn matches(&self, value: &[u8], expand: &dyn Fn(&str) -> String) -> Option<Captures> {
@@ -245,6 +309,16 @@ impl CompiledOperator {
                     .map(|m| m.map(|m| m.as_bytes().to_vec()).unwrap_or_default())
                     .collect()
             }),
+            Kind::Backtracking(re) => re.captures(value),
+            Kind::RxMacro(p, cache) => {
+                let re = cache.get(&expand(p))?;
+                re.captures(value).map(|c| {
+                    c.iter()
+                        .take(10)
+                        .map(|m| m.map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                        .collect()
+                })
+            }
             Kind::Phrases(ac) => ac.find(value).map(|m| vec![value[m.range()].to_vec()]),
             Kind::Ips(t) => {
                 let ip: IpAddr = std::str::from_utf8(value).ok()?.trim().parse().ok()?;

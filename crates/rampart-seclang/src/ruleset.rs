@@ -95,6 +95,12 @@ pub struct Ruleset {
     pub request_body_limit_action: LimitAction,
     /// `SecComponentSignature`s.
     pub signatures: Vec<String>,
+    /// Rules with a PCRE pattern only a backtracking engine runs (look-around,
+    /// back-references), under [`crate::pcre::BACKTRACK_LIMIT`].
+    pub backtracking: Vec<u32>,
+    /// Rules with an operator that never matches in Rampart, with the operator
+    /// (`@geoLookup`: no GeoIP database; `@rbl`: no DNS lookups on the request path).
+    pub never_matching: Vec<(u32, &'static str)>,
 }
 
 fn diag(span: &Span, message: impl Into<String>, help: Option<String>) -> Diagnostic {
@@ -151,6 +157,8 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
         request_body_limit: None,
         request_body_limit_action: LimitAction::Reject,
         signatures: Vec::new(),
+        backtracking: Vec::new(),
+        never_matching: Vec::new(),
     };
     let mut rule_defaults: Vec<Vec<Action>> = Vec::new();
     for d in &parsed.directives {
@@ -403,19 +411,30 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
                 });
             }
             match compile(&l.operator, &base) {
-                Ok(op) => links.push(Link {
-                    span: l.span.clone(),
-                    variables: l.variables.clone(),
-                    selectors,
-                    operator: op,
-                    transforms: transforms(&link_actions),
-                    multi_match: link_actions.iter().any(|a| matches!(a, Action::MultiMatch)),
-                    // Each link of a chain captures only when it says so (ModSecurity's
-                    // chained rules are rules of their own): CRS 932207 logs what its second
-                    // link captured, not what a later negated link saw.
-                    capture: link_actions.iter().any(|a| matches!(a, Action::Capture)),
-                    actions: link_actions,
-                }),
+                Ok(op) => {
+                    if op.is_backtracking() {
+                        set.backtracking.push(id);
+                    }
+                    if matches!(
+                        l.operator.kind,
+                        crate::ast::OperatorKind::GeoLookup | crate::ast::OperatorKind::Rbl
+                    ) {
+                        set.never_matching.push((id, l.operator.kind.as_str()));
+                    }
+                    links.push(Link {
+                        span: l.span.clone(),
+                        variables: l.variables.clone(),
+                        selectors,
+                        operator: op,
+                        transforms: transforms(&link_actions),
+                        multi_match: link_actions.iter().any(|a| matches!(a, Action::MultiMatch)),
+                        // Each link of a chain captures only when it says so (ModSecurity's
+                        // chained rules are rules of their own): CRS 932207 logs what its second
+                        // link captured, not what a later negated link saw.
+                        capture: link_actions.iter().any(|a| matches!(a, Action::Capture)),
+                        actions: link_actions,
+                    });
+                }
                 Err(e) => {
                     errors.push(diag(&l.span, format!("rule {id}: {e}"), None));
                     ok = false;

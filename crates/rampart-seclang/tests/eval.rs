@@ -230,3 +230,28 @@ fn the_crs_at_paranoia_level_1() {
         );
     }
 }
+
+#[test]
+fn pcre_patterns_and_macros_in_patterns() {
+    let set = rules(
+        r#"
+SecDefaultAction "phase:1,log,pass"
+SecAction "id:1,phase:1,nolog,pass,setvar:'tx.charsets=utf-8|iso-8859-1'"
+SecRule ARGS:cs "!@rx ^%{tx.charsets}$" "id:2,phase:1,deny,status:415"
+SecRule ARGS:q "@rx (?i)select(?!\s+ok)" "id:3,phase:1,deny"
+SecRule ARGS:w "@rx ^\(\s*\)\s+{" "id:4,phase:1,deny"
+"#,
+    );
+    let verdict = |uri: &str| {
+        let mut t = Transaction::new(set.clone(), get(uri, &[]));
+        t.phase(1).map(|i| i.rule)
+    };
+    // A macro in a pattern is expanded per transaction (CRS 3.3's 920480).
+    assert_eq!(verdict("/?cs=utf-8"), None);
+    assert_eq!(verdict("/?cs=ibm037"), Some(2));
+    // Look-ahead runs on the backtracking engine.
+    assert_eq!(verdict("/?q=SELECT%20ok"), None);
+    assert_eq!(verdict("/?q=SELECT%20*"), Some(3));
+    // A `{` that starts no quantifier is a literal, as in PCRE (CRS 3.3's 932170).
+    assert_eq!(verdict("/?w=()%20{"), Some(4));
+}

@@ -114,3 +114,59 @@ fn the_whole_crs_compiles() {
         assert!(set.rules.iter().any(|r| r.id == id), "rule {id}");
     }
 }
+
+/// Debian's CRS 3.3.4 (`apt-get install modsecurity-crs`, which `.ci/run` installs), as users
+/// on Debian have it: its PCRE-only patterns compile (rewritten for the `regex` crate, or on
+/// the backtracking engine: named), `@geoLookup` and `@rbl` are named as never matching, and
+/// it works: a benign request passes, attacks are refused.
+#[test]
+fn debians_crs_3_3_loads_and_works() {
+    let rules = Path::new("/usr/share/modsecurity-crs/rules");
+    let setup = Path::new("/etc/modsecurity/crs/crs-setup.conf");
+    assert!(
+        rules.is_dir() && setup.is_file(),
+        "Debian's CRS 3.3 is needed: apt-get install modsecurity-crs"
+    );
+    let main = format!(
+        "SecRuleEngine On\nSecRequestBodyAccess On\nInclude {}\nInclude {}/*.conf\n",
+        setup.display(),
+        rules.display()
+    );
+    let parsed = rampart_seclang::parse_str(&main, "main.conf", rules);
+    let set = compile_ruleset(&parsed).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(set.backtracking, [920120, 942130, 953120]);
+    assert_eq!(set.never_matching, [(910100, "geoLookup"), (910140, "rbl")]);
+    let set = std::sync::Arc::new(set);
+    let get = |uri: &str| rampart_seclang::eval::Request {
+        method: "GET".into(),
+        uri: uri.into(),
+        protocol: "HTTP/1.1".into(),
+        headers: vec![
+            ("Host".into(), b"shop.example".to_vec()),
+            ("User-Agent".into(), b"Mozilla/5.0".to_vec()),
+            ("Accept".into(), b"text/html".to_vec()),
+        ],
+        remote_addr: Some("192.0.2.7".parse().unwrap()),
+        unique_id: "t".into(),
+    };
+    let verdict = |uri: &str| {
+        let mut t = rampart_seclang::eval::Transaction::new(set.clone(), get(uri));
+        if t.phase(1).is_none() {
+            t.request_body(b"");
+            t.phase(2);
+        }
+        (
+            t.interruption().map(|i| i.rule),
+            t.matched().iter().map(|m| m.id).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(verdict("/products?page=2&sort=price").0, None);
+    for attack in [
+        "/download?file=../../../../etc/passwd",
+        "/items?id=1%27%20OR%20%271%27%3D%271",
+        "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    ] {
+        let (refused, matched) = verdict(attack);
+        assert_eq!(refused, Some(949110), "{attack}: {matched:?}");
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -156,16 +157,55 @@ async fn demo_api(
     })
 }
 
-/// The gateway configuration of the demo.
+/// The demo's CRS exclusions, included after the rules.
+const CRS_EXCLUSIONS: &str =
+    "# The demo's exclusions, read after the CRS (SecLang, as for ModSecurity).\n\
+# The demo is called as http://127.0.0.1:PORT: a numeric Host is expected here.\n\
+SecRuleRemoveById 920350\n";
+
+/// Where the OWASP CRS usually is: `RAMPART_CRS` (a CRS checkout or its `rules`), then the
+/// places distributions install it.
+pub(crate) fn find_crs() -> Option<PathBuf> {
+    let env = std::env::var_os("RAMPART_CRS").map(PathBuf::from);
+    let candidates = env.iter().flat_map(|p| [p.join("rules"), p.clone()]).chain(
+        [
+            "/usr/share/modsecurity-crs/rules",
+            "/usr/share/coreruleset/rules",
+            "/usr/share/owasp-modsecurity-crs/rules",
+            "/usr/share/mod_modsecurity_crs/rules",
+            "/etc/crs4/rules",
+            "/opt/coreruleset/rules",
+            "/usr/local/coreruleset/rules",
+        ]
+        .map(PathBuf::from),
+    );
+    candidates
+        .into_iter()
+        .find(|p| p.join("REQUEST-949-BLOCKING-EVALUATION.conf").is_file())
+}
+
+/// The gateway configuration of the demo; with the CRS when `crs` (its `rules` directory) is
+/// given.
 pub(crate) fn demo_config(
     port: u16,
     tls_port: u16,
     admin_port: u16,
     api: SocketAddr,
     auth: &crate::demo_auth::DemoAuth,
+    crs: Option<&Path>,
 ) -> String {
     let key_sha256 = &auth.api_key_sha256;
     let issuer = crate::demo_auth::ISSUER;
+    let (crs, tester_skips) = match crs {
+        Some(dir) => (
+            format!(
+                "  # The OWASP CRS, found at {dir} (docs/waf.md): blocking at paranoia level 1, with\n  # the demo's exclusions after it (SecLang, as for ModSecurity).\n  crs:\n    rules: [\"{dir}/*.conf\", crs-exclusions.conf]\n    paranoia_level: 1\n",
+                dir = dir.display()
+            ),
+            "[ratelimit, waf.crs]",
+        ),
+        None => (String::new(), "[ratelimit]"),
+    };
     format!(
         r#"# The demo configuration: the gateway in front of the built-in demo API.
 listeners:
@@ -202,12 +242,12 @@ ip_rules:
 
 # WAF custom rules (docs/rules.md). Global rules run for every API, before the API's own.
 waf:
-  custom:
+{crs}  custom:
     - id: trusted-tester
-      description: the API test client CI runs against the demo (schemathesis) is not rate limited
+      description: the API test client CI runs against the demo (schemathesis) is not rate limited and its fuzzed inputs reach the schema checks
       when: 'ip.src in {{192.0.2.250}}'
       action: skip
-      skip: [ratelimit]
+      skip: {tester_skips}
     - id: attack-tool
       description: a known attack tool's user agent
       when: 'any(lower(http.request.headers["user-agent"]) wildcard "*sqlmap*") or http.request.headers["user-agent"] in $attack_tools'
@@ -360,6 +400,7 @@ pub(crate) async fn run(
     let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
     let token = demo_token();
     let config = dir.join("rampart.yaml");
+    let crs = find_crs();
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("error: cannot create {}: {e}", dir.display());
         return ExitCode::from(2);
@@ -375,8 +416,14 @@ pub(crate) async fn run(
         }
     };
     let written = std::fs::write(dir.join("admin-token"), &token)
-        .and_then(|()| std::fs::write(&config, demo_config(port, tls_port, admin_port, api, &auth)))
+        .and_then(|()| {
+            std::fs::write(
+                &config,
+                demo_config(port, tls_port, admin_port, api, &auth, crs.as_deref()),
+            )
+        })
         .and_then(|()| std::fs::write(dir.join("rules.test.yaml"), DEMO_RULES_TEST))
+        .and_then(|()| std::fs::write(dir.join("crs-exclusions.conf"), CRS_EXCLUSIONS))
         .and_then(|()| std::fs::write(dir.join("openapi.json"), OPENAPI));
     if let Err(e) = written {
         eprintln!(
@@ -412,6 +459,7 @@ Rampart demo is running.
   config      {config}   (edit it: the gateway reloads on save)
   openapi     {spec}   (the demo API's OpenAPI 3.1 document, enforced)
   events      {events}   (SQLite) and {jsonl} (JSON lines)
+  CRS         {crs_line}
 
 Try:
   curl -i {base}/api/users/1                                          # 200, through the gateway
@@ -422,6 +470,7 @@ Try:
   curl -i "{base}/api/users/1%20or%201=1"                             # 400 waf_rule_match: custom rule numeric-user-id
   curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"<script>x</script>","quantity":1}}'   # 400: a rule on the JSON body
   curl -i "{base}/api/users/1?debug=1"                                # 200, and a would_block event (a rule in monitor mode)
+  curl -i {base}/api/users/1 -A '() {{ :; }}; echo vulnerable'         # 403 waf_rule_match: the OWASP CRS (Shellshock, 932170), when found
   curl -i "{base}/api/users?limit=500"                                # 400 application/problem+json: /query/limit must be <= 100 (OpenAPI)
   curl -i {base}/api/orders -H 'content-type: application/json' -d '{{"user_id":1,"item":"pen","quantity":2,"coupon":"FREE"}}'   # 400: an undeclared property
   curl -i {base}/api/orders -H 'content-type: text/plain' -d 'pen'      # 415: a media type the operation does not take
@@ -454,6 +503,10 @@ Press Ctrl-C to stop.
         events = dir.join("events.db").display(),
         jsonl = dir.join("events.jsonl").display(),
         rules_test = dir.join("rules.test.yaml").display(),
+        crs_line = match &crs {
+            Some(d) => format!("the OWASP CRS from {} (paranoia level 1, blocking)", d.display()),
+            None => "not found: the demo runs without managed rules. Install it (apt-get install modsecurity-crs) or point RAMPART_CRS at a CRS checkout (https://github.com/coreruleset/coreruleset)".to_owned(),
+        },
         jwt = auth.token_user1,
         api_key = auth.api_key,
         dirs = dir.display(),

@@ -194,6 +194,12 @@ async fn demo_serves_and_blocks() {
             "--exit-after-secs",
             "20",
         ])
+        // The CRS v4 of the corpus (the demo looks there first, then where distributions
+        // install it).
+        .env(
+            "RAMPART_CRS",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/crs"),
+        )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -346,6 +352,22 @@ async fn demo_serves_and_blocks() {
             + prefix.len();
         printed[at..].chars().take_while(|c| *c != '\'').collect()
     };
+    // The OWASP CRS, found and on: a Shellshock user agent is refused by its anomaly score.
+    assert!(
+        printed.contains("the OWASP CRS from ") && printed.contains("corpora/crs/rules"),
+        "{printed}"
+    );
+    let shellshock = c
+        .send(
+            http::Request::get(format!("{base}/api/users/1"))
+                .header("user-agent", "() { :; }; echo vulnerable")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shellshock.status, 403, "{}", shellshock.text());
+    assert_eq!(shellshock.json()["error"], "waf_rule_match");
     let bearer = grab("Authorization: Bearer ");
     let key = grab("x-api-key: demo-");
     let partner = |path: &str, header: (&str, String)| {
@@ -395,7 +417,11 @@ async fn demo_serves_and_blocks() {
         key_path: dir.join("partner.key"),
     };
     let tls_get = || {
+        // The headers curl sends (without them the CRS scores a missing Host and Accept).
         http::Request::get("https://localhost/partner/users/2")
+            .header("host", "localhost")
+            .header("user-agent", "curl/8.5.0")
+            .header("accept", "*/*")
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap()
     };

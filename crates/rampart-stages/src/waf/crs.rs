@@ -139,11 +139,26 @@ impl CrsRules {
         }
         let parsed = rampart_seclang::parse_str(&main, "<waf.crs>", base_dir);
         match compile_ruleset(&parsed) {
-            Ok(rules) => Some(Arc::new(Self {
-                rules: Arc::new(rules),
-                enforcement: c.enforcement,
-                max_response_bytes: c.max_response_bytes,
-            })),
+            Ok(rules) => {
+                if !rules.backtracking.is_empty() {
+                    tracing::info!(
+                        rules = ?rules.backtracking,
+                        limit = rampart_seclang::pcre::BACKTRACK_LIMIT,
+                        "waf.crs: PCRE patterns run on a backtracking engine under a step limit"
+                    );
+                }
+                if !rules.never_matching.is_empty() {
+                    tracing::warn!(
+                        rules = ?rules.never_matching,
+                        "waf.crs: these rules never match in Rampart (@geoLookup: no GeoIP database; @rbl: no DNS lookups on the request path)"
+                    );
+                }
+                Some(Arc::new(Self {
+                    rules: Arc::new(rules),
+                    enforcement: c.enforcement,
+                    max_response_bytes: c.max_response_bytes,
+                }))
+            }
             Err(diags) => {
                 cx.at("rules", |cx| {
                     for d in diags {
