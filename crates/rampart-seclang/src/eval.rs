@@ -8,6 +8,11 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+
+/// Maps keyed by what the transaction itself holds: foldhash, not SipHash (no key comes from
+/// outside in a way that could collide on purpose more than the transaction's own size).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -83,21 +88,21 @@ pub struct Transaction {
     engine: EngineMode,
     request: Request,
     /// Key-value collections (names lowercased for lookups, as ModSecurity compares them).
-    collections: HashMap<Collection, Pairs>,
+    collections: Map<Collection, Pairs>,
     /// Each collection as rules read it (`ARGS:q` names, shared values), built once per
     /// transaction and rebuilt when a collection changes: a rule's variable list is then
     /// reference counts, not copies.
-    views: std::cell::RefCell<HashMap<Collection, Arc<View>>>,
+    views: std::cell::RefCell<Map<Collection, Arc<View>>>,
     /// Single values.
-    scalars: HashMap<Collection, Vec<u8>>,
-    tx: HashMap<String, Vec<u8>>,
+    scalars: Map<Collection, Vec<u8>>,
+    tx: Map<String, Vec<u8>>,
     removed_ids: Vec<IdRange>,
-    removed_tags: HashSet<String>,
+    removed_tags: Set<String>,
     removed_targets: Vec<(TargetRule, Variable, Option<regex::bytes::Regex>)>,
     matched_var: (String, Vec<u8>),
     matched_vars: Pairs,
     /// Transformation results: (variable name, value, chain length) → value.
-    cache: HashMap<u64, Vec<CacheEntry>>,
+    cache: Map<u64, Vec<CacheEntry>>,
     hasher: foldhash::fast::RandomState,
     matched: Vec<Matched>,
     interruption: Option<Interruption>,
@@ -136,8 +141,8 @@ fn lower(s: &str) -> String {
 impl Transaction {
     /// Starts a transaction: the request head's variables are computed here.
     pub fn new(rules: Arc<Ruleset>, request: Request) -> Self {
-        let mut collections: HashMap<Collection, Pairs> = HashMap::new();
-        let mut scalars: HashMap<Collection, Vec<u8>> = HashMap::new();
+        let mut collections: Map<Collection, Pairs> = Map::default();
+        let mut scalars: Map<Collection, Vec<u8>> = Map::default();
         let (path, query) = match request.uri.split_once('?') {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
             None => (request.uri.clone(), String::new()),
@@ -213,15 +218,15 @@ impl Transaction {
             rules,
             request,
             collections,
-            views: std::cell::RefCell::new(HashMap::new()),
+            views: std::cell::RefCell::new(Map::default()),
             scalars,
-            tx: HashMap::new(),
+            tx: Map::default(),
             removed_ids: Vec::new(),
-            removed_tags: HashSet::new(),
+            removed_tags: Set::default(),
             removed_targets: Vec::new(),
             matched_var: (String::new(), Vec::new()),
             matched_vars: Pairs::new(),
-            cache: HashMap::new(),
+            cache: Map::default(),
             hasher: foldhash::fast::RandomState::default(),
             matched: Vec::new(),
             interruption: None,
@@ -663,20 +668,20 @@ impl Transaction {
                 // Each stage of the chain is tested, the untransformed value first.
                 let expand = |p: &str| self.expand(p);
                 let mut cur = value.to_vec();
-                let mut result = link.operator.matches(&cur, &expand);
+                let mut result = link.operator.test(&cur, &expand, link.capture);
                 for t in &link.transforms {
                     if result.is_some() {
                         break;
                     }
                     cur = crate::transform::apply(*t, &cur).into_owned();
-                    result = link.operator.matches(&cur, &expand);
+                    result = link.operator.test(&cur, &expand, link.capture);
                 }
                 (result, cur)
             } else {
                 let transformed = self.transformed(&value, &link.transforms);
                 let tested: &[u8] = transformed.as_deref().unwrap_or(&value);
                 let expand = |p: &str| self.expand(p);
-                let result = link.operator.matches(tested, &expand);
+                let result = link.operator.test(tested, &expand, link.capture);
                 // The tested value is only kept (for MATCHED_VAR) when it matched.
                 let kept = if result.is_some() {
                     tested.to_vec()
@@ -780,13 +785,25 @@ impl Transaction {
             let name = v.collection.as_str();
             let mut found: Vec<Value> = Vec::new();
             match v.collection {
-                Collection::Tx => {
-                    for (key, val) in &self.tx {
-                        if keep(key) && !excluded(v, key) {
-                            found.push(owned(format!("TX:{key}"), val.clone()));
+                Collection::Tx => match &v.selector {
+                    // One key (the common case, `TX:blocking_paranoia_level`): looked up, not
+                    // searched for.
+                    Some(Selector::Key(k)) => {
+                        let key = k.to_ascii_lowercase();
+                        if let Some(val) = self.tx.get(&key) {
+                            if !excluded(v, &key) {
+                                found.push(owned(format!("TX:{key}"), val.clone()));
+                            }
                         }
                     }
-                }
+                    _ => {
+                        for (key, val) in &self.tx {
+                            if keep(key) && !excluded(v, key) {
+                                found.push(owned(format!("TX:{key}"), val.clone()));
+                            }
+                        }
+                    }
+                },
                 Collection::MatchedVars => {
                     for (n, val) in &self.matched_vars {
                         if keep(n) {

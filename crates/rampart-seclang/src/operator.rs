@@ -285,24 +285,59 @@ impl CompiledOperator {
     /// Runs the operator on a value: `Some` (with what `capture` keeps) when it matches,
     /// negation applied. `expand` expands macros in a parameter.
     pub fn matches(&self, value: &[u8], expand: &dyn Fn(&str) -> String) -> Option<Captures> {
-        let hit = self.raw(value, expand);
+        self.test(value, expand, true)
+    }
+
+    /// [`Self::matches`], building the captures only when `capture` (a rule without the
+    /// `capture` action gets an empty list on a match: no copy, and a regex that only has to
+    /// say whether it matches).
+    pub fn test(
+        &self,
+        value: &[u8],
+        expand: &dyn Fn(&str) -> String,
+        capture: bool,
+    ) -> Option<Captures> {
+        let hit = self.raw(value, expand, capture);
         match (hit, self.negated) {
             (Some(c), false) => Some(c),
-            (None, true) => Some(vec![value.to_vec()]),
+            (None, true) => Some(if capture {
+                vec![value.to_vec()]
+            } else {
+                Vec::new()
+            }),
             _ => None,
         }
     }
 
-    fn raw(&self, value: &[u8], expand: &dyn Fn(&str) -> String) -> Option<Captures> {
-        let whole = || Some(vec![value.to_vec()]);
-        let param = |p: &str| -> Cow<'_, [u8]> {
+    fn raw(
+        &self,
+        value: &[u8],
+        expand: &dyn Fn(&str) -> String,
+        capture: bool,
+    ) -> Option<Captures> {
+        let whole = || {
+            Some(if capture {
+                vec![value.to_vec()]
+            } else {
+                Vec::new()
+            })
+        };
+        fn param<'a>(p: &'a str, expand: &dyn Fn(&str) -> String) -> Cow<'a, [u8]> {
             if p.contains("%{") {
                 Cow::Owned(expand(p).into_bytes())
             } else {
-                Cow::Owned(p.as_bytes().to_vec())
+                Cow::Borrowed(p.as_bytes())
             }
-        };
+        }
+        let param = |p| param(p, expand);
         match &self.kind {
+            Kind::Rx(re) if !capture => re.is_match(value).then(Vec::new),
+            Kind::Phrases(ac) if !capture => ac.is_match(value).then(Vec::new),
+            // No group in the pattern: `TX.0` is the whole match, which the regex finds
+            // without its capturing engine.
+            Kind::Rx(re) if re.captures_len() == 1 => {
+                re.find(value).map(|m| vec![m.as_bytes().to_vec()])
+            }
             Kind::Rx(re) => re.captures(value).map(|c| {
                 c.iter()
                     .take(10)
