@@ -147,8 +147,14 @@ impl Transaction {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
             None => (request.uri.clone(), String::new()),
         };
-        // An absolute-form target: the path starts after the authority.
-        let path = match path.find("://") {
+        // An absolute-form target (`http://host/path`, not `/get/https://host/`): the path
+        // starts after the authority.
+        let absolute = if path.starts_with('/') {
+            None
+        } else {
+            path.find("://")
+        };
+        let path = match absolute {
             Some(i) => path[i + 3..]
                 .find('/')
                 .map_or_else(|| "/".to_owned(), |j| path[i + 3 + j..].to_owned()),
@@ -831,9 +837,11 @@ impl Transaction {
                                 found.push((full.clone(), val.clone()));
                             }
                         }
-                    } else if !is_collection(c) {
+                    } else if !is_collection(c) && !excluded(v, "") {
                         // A single variable always has a value, empty when unset (CRS 901340
-                        // tests REQBODY_PROCESSOR before any processor is chosen).
+                        // tests REQBODY_PROCESSOR before any processor is chosen). A `ctl`
+                        // may have removed it from the rule (CRS 941010 removes
+                        // REQUEST_FILENAME from the XSS rules when it holds no special byte).
                         let val = self.scalars.get(&c).cloned().unwrap_or_default();
                         found.push(owned(name.to_owned(), val));
                     }
@@ -963,8 +971,9 @@ impl Transaction {
     }
 }
 
-/// A JSON body flattened into arguments the way ModSecurity names them: `json.a.b`, arrays
-/// by index (`json.items.0`); `None` when it is not JSON.
+/// A JSON body flattened into arguments the way ModSecurity v2 (Apache, for which the CRS
+/// tests are written) names them: `json.a.b`, and every element of an array under the array's
+/// own name (`json.roles` for each of `{"roles":["a","b"]}`); `None` when it is not JSON.
 fn serde_json_lite(body: &[u8]) -> Option<Pairs> {
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut Pairs) {
         match v {
@@ -974,8 +983,8 @@ fn serde_json_lite(body: &[u8]) -> Option<Pairs> {
                 }
             }
             serde_json::Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    walk(&format!("{prefix}.{i}"), v, out);
+                for v in a {
+                    walk(prefix, v, out);
                 }
             }
             serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone().into_bytes())),

@@ -228,12 +228,14 @@ fn disposition(v: &str, flags: &mut Vec<&'static str>) -> (Option<String>, Optio
         i += 1;
         let value = if b.get(i) == Some(&b'"') {
             i += 1;
-            let mut out = String::new();
+            let mut out = Vec::new();
             let mut closed = false;
             while i < b.len() {
                 match b[i] {
-                    b'\\' if i + 1 < b.len() => {
-                        out.push(char::from(b[i + 1]));
+                    // As ModSecurity: only a quote and a backslash can be escaped; any other
+                    // backslash is kept (`name="cv.p\d\f"` is `cv.p\d\f`, CRS 920120).
+                    b'\\' if matches!(b.get(i + 1), Some(b'"' | b'\\')) => {
+                        out.push(b[i + 1]);
                         i += 2;
                     }
                     b'"' => {
@@ -242,7 +244,7 @@ fn disposition(v: &str, flags: &mut Vec<&'static str>) -> (Option<String>, Optio
                         break;
                     }
                     c => {
-                        out.push(char::from(c));
+                        out.push(c);
                         i += 1;
                     }
                 }
@@ -250,7 +252,7 @@ fn disposition(v: &str, flags: &mut Vec<&'static str>) -> (Option<String>, Optio
             if !closed {
                 push_flag(flags, "MULTIPART_INVALID_QUOTING");
             }
-            out
+            String::from_utf8_lossy(&out).into_owned()
         } else {
             let v0 = i;
             while i < b.len() && b[i] != b';' {

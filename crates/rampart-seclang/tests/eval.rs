@@ -148,7 +148,7 @@ fn bodies_form_and_json() {
         r#"
 SecRequestBodyAccess On
 SecRule ARGS_POST:user "@streq admin" "id:1,phase:2,deny"
-SecRule ARGS:json.items.1.name "@rx ^<" "id:2,phase:2,deny,status:400"
+SecRule ARGS:json.items.name "@rx ^<" "id:2,phase:2,deny,status:400"
 SecRule REQBODY_ERROR "!@eq 0" "id:3,phase:2,deny,status:400"
 "#,
     );

@@ -6,9 +6,10 @@ use std::process::{Command, Output};
 
 use rampart_test_support::TempDir;
 
-/// The pass rate `rampart ftw` reached on the CRS v4.28 tests when it was last raised: the
-/// run fails below it. The bar is 99.8%.
-const MIN_PASS_RATE: &str = "99.8";
+/// The pass rate under which the run fails: 5,009 of 5,009 stages passed when it was last
+/// raised; the floor leaves room for a stage or two timing out on a loaded machine. The
+/// issue's bar is 99.8%.
+const MIN_PASS_RATE: &str = "99.9";
 
 fn crs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/crs")
