@@ -732,9 +732,12 @@ impl Transaction {
                 return Some(e.result.clone());
             }
         }
+        // A transformation that changes nothing borrows: no copy until one does.
         let mut cur: Cow<'_, [u8]> = Cow::Borrowed(value);
         for t in chain {
-            cur = Cow::Owned(crate::transform::apply(*t, &cur).into_owned());
+            if let Cow::Owned(next) = crate::transform::apply(*t, &cur) {
+                cur = Cow::Owned(next);
+            }
         }
         let result: Arc<[u8]> = Arc::from(cur.into_owned());
         self.cache.entry(key).or_default().push(CacheEntry {
