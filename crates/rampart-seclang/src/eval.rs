@@ -108,6 +108,10 @@ pub struct Transaction {
     interruption: Option<Interruption>,
     /// In `DetectionOnly`, the refusal the first disruptive rule would have made.
     would_interrupt: Option<Interruption>,
+    /// The persistent collections and the transaction's clock (milliseconds).
+    persist: Option<(Arc<crate::persist::Store>, u64)>,
+    /// The record each persistent collection was opened on (`initcol`).
+    opened: Map<Collection, String>,
     allowed: Option<AllowScope>,
     body_processor: Option<String>,
     force_body_variable: bool,
@@ -237,6 +241,8 @@ impl Transaction {
             matched: Vec::new(),
             interruption: None,
             would_interrupt: None,
+            persist: None,
+            opened: Map::default(),
             allowed: None,
             body_processor: None,
             force_body_variable: false,
@@ -521,6 +527,36 @@ impl Transaction {
         self.scalars
             .insert(Collection::ArgsCombinedSize, size.to_string().into_bytes());
         self.set_collection(Collection::Args, all);
+    }
+
+    /// Gives the transaction the persistent collections (`IP`, `GLOBAL`…) and its clock:
+    /// without them, `initcol` opens nothing and `setvar` on those collections does nothing.
+    pub fn set_persistence(&mut self, store: Arc<crate::persist::Store>, now_ms: u64) {
+        self.persist = Some((store, now_ms));
+    }
+
+    /// `initcol`: the record `key` of collection `c`, read into the transaction.
+    fn open_collection(&mut self, c: Collection, key: String) {
+        let Some((store, now)) = &self.persist else {
+            return;
+        };
+        let pairs = store.load(c, &key, *now);
+        self.opened.insert(c, key);
+        self.set_collection(c, pairs);
+    }
+
+    /// `setvar` on a persistent collection: the transaction's copy and the store.
+    fn set_persistent(&mut self, c: Collection, var: String, value: Option<Vec<u8>>) {
+        let (Some((store, now)), Some(key)) = (&self.persist, self.opened.get(&c)) else {
+            return;
+        };
+        store.set(c, key, &var, value.clone(), *now);
+        let mut pairs = self.collections.remove(&c).unwrap_or_default();
+        pairs.retain(|(k, _)| *k != var);
+        if let Some(v) = value {
+            pairs.push((var, v));
+        }
+        self.set_collection(c, pairs);
     }
 
     /// The rules that matched so far.
@@ -865,10 +901,48 @@ impl Transaction {
     fn run_actions(&mut self, actions: &[Action]) {
         for a in actions {
             match a {
-                Action::SetVar(sv) => {
-                    if sv.collection != Collection::Tx {
+                Action::SetVar(sv) if sv.collection != Collection::Tx => {
+                    let var = lower(&self.expand(&sv.key));
+                    let current = self
+                        .collections
+                        .get(&sv.collection)
+                        .and_then(|p| p.iter().find(|(k, _)| *k == var))
+                        .map(|(_, v)| v.clone());
+                    let value = match &sv.op {
+                        SetVarOp::Delete => None,
+                        SetVarOp::Set(v) => Some(self.expand(v).into_bytes()),
+                        SetVarOp::Add(v) | SetVarOp::Sub(v) => {
+                            let cur = current.as_deref().map_or(0, crate::operator::atoi);
+                            let n = crate::operator::atoi(self.expand(v).as_bytes());
+                            let new = if matches!(sv.op, SetVarOp::Add(_)) {
+                                cur.saturating_add(n)
+                            } else {
+                                cur.saturating_sub(n)
+                            };
+                            Some(new.to_string().into_bytes())
+                        }
+                    };
+                    self.set_persistent(sv.collection, var, value);
+                }
+                Action::InitCol(c, key) => {
+                    let key = self.expand(key);
+                    self.open_collection(*c, key);
+                }
+                Action::ExpireVar(name, secs) => {
+                    let name = lower(&self.expand(name));
+                    let secs = crate::operator::atoi(self.expand(secs).as_bytes()).max(0);
+                    let Some((col, var)) = name.split_once('.') else {
                         continue;
+                    };
+                    let Some(c) = Collection::from_name(col) else {
+                        continue;
+                    };
+                    if let (Some((store, now)), Some(key)) = (&self.persist, self.opened.get(&c)) {
+                        let at = now.saturating_add(u64::try_from(secs).unwrap_or(0) * 1000);
+                        store.expire(c, key, var, at);
                     }
+                }
+                Action::SetVar(sv) => {
                     let key = lower(&self.expand(&sv.key));
                     match &sv.op {
                         SetVarOp::Delete => {

@@ -19,6 +19,7 @@ mod names;
 pub mod operator;
 pub mod parse;
 pub mod pcre;
+pub mod persist;
 pub mod ruleset;
 mod source;
 pub mod transform;

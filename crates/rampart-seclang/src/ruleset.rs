@@ -101,6 +101,8 @@ pub struct Ruleset {
     /// Rules with an operator that never matches in Rampart, with the operator
     /// (`@geoLookup`: no GeoIP database; `@rbl`: no DNS lookups on the request path).
     pub never_matching: Vec<(u32, &'static str)>,
+    /// `SecCollectionTimeout`: how long a persistent record lives after its last change.
+    pub collection_timeout_secs: u64,
 }
 
 fn diag(span: &Span, message: impl Into<String>, help: Option<String>) -> Diagnostic {
@@ -159,6 +161,7 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
         signatures: Vec::new(),
         backtracking: Vec::new(),
         never_matching: Vec::new(),
+        collection_timeout_secs: crate::persist::DEFAULT_TIMEOUT_SECS,
     };
     let mut rule_defaults: Vec<Vec<Action>> = Vec::new();
     for d in &parsed.directives {
@@ -274,8 +277,8 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
             DirectiveKind::RequestBodyNoFilesLimit(_)
             | DirectiveKind::ResponseBodyLimit(_)
             | DirectiveKind::ResponseBodyLimitAction(_)
-            | DirectiveKind::CollectionTimeout(_)
             | DirectiveKind::Informational(..) => {}
+            DirectiveKind::CollectionTimeout(secs) => set.collection_timeout_secs = *secs,
         }
     }
     let mut seen: HashMap<u32, Span> = HashMap::new();

@@ -255,3 +255,43 @@ SecRule ARGS:w "@rx ^\(\s*\)\s+{" "id:4,phase:1,deny"
     // A `{` that starts no quantifier is a literal, as in PCRE (CRS 3.3's 932170).
     assert_eq!(verdict("/?w=()%20{"), Some(4));
 }
+
+#[test]
+fn persistent_collections_outlive_the_transaction() {
+    let set = rules(
+        r#"
+SecDefaultAction "phase:1,log,pass"
+SecAction "id:1,phase:1,nolog,pass,initcol:ip=%{remote_addr},initcol:global=global"
+SecAction "id:2,phase:1,nolog,pass,setvar:ip.hits=+1,expirevar:ip.hits=60,setvar:global.seen=+1"
+SecRule IP:hits "@gt 3" "id:3,phase:1,deny,status:429,msg:'%{ip.hits} requests'"
+"#,
+    );
+    let store = std::sync::Arc::new(rampart_seclang::persist::Store::default());
+    let from = |ip: &str, now_ms: u64| {
+        let mut req = get("/", &[]);
+        req.remote_addr = Some(ip.parse().unwrap());
+        let mut t = Transaction::new(set.clone(), req);
+        t.set_persistence(store.clone(), now_ms);
+        let refused = t.phase(1).map(|i| i.status);
+        (refused, t.matched().last().map(|m| m.msg.clone()))
+    };
+    for i in 0..3 {
+        assert_eq!(from("192.0.2.1", i * 1000).0, None, "request {i}");
+    }
+    assert_eq!(
+        from("192.0.2.1", 4_000),
+        (Some(429), Some("4 requests".to_owned()))
+    );
+    // Another address has its own record; the global one counts everybody.
+    assert_eq!(from("192.0.2.2", 5_000).0, None);
+    let mut t = Transaction::new(set.clone(), get("/", &[]));
+    t.set_persistence(store.clone(), 6_000);
+    t.phase(1);
+    assert_eq!(t.expand("%{global.seen}"), "6");
+    // 60 s after the last increment the counter has expired.
+    assert_eq!(from("192.0.2.1", 70_000).0, None);
+    // Without a store, initcol opens nothing and the rules see no counter.
+    let mut t = Transaction::new(set, get("/", &[]));
+    assert!(t.phase(1).is_none());
+    assert_eq!(t.expand("%{ip.hits}"), "");
+}

@@ -80,6 +80,8 @@ fn five() -> u32 {
 #[derive(Debug)]
 pub struct CrsRules {
     rules: Arc<Ruleset>,
+    /// The persistent collections (`IP`, `GLOBAL`…) of this rule set, in memory.
+    store: Arc<rampart_seclang::persist::Store>,
     enforcement: Enforcement,
     max_response_bytes: u64,
 }
@@ -154,6 +156,10 @@ impl CrsRules {
                     );
                 }
                 Some(Arc::new(Self {
+                    store: Arc::new(rampart_seclang::persist::Store::new(
+                        rules.collection_timeout_secs,
+                        rampart_seclang::persist::DEFAULT_MAX_RECORDS,
+                    )),
                     rules: Arc::new(rules),
                     enforcement: c.enforcement,
                     max_response_bytes: c.max_response_bytes,
@@ -327,6 +333,7 @@ impl Stage for CrsStage {
             unique_id: x.request_id.clone(),
         };
         let mut t = Transaction::new(self.0.rules.clone(), request);
+        t.set_persistence(self.0.store.clone(), x.now_ms());
         if t.phase(1).is_none() {
             t.request_body(body);
             t.phase(2);
