@@ -112,6 +112,8 @@ pub struct Transaction {
     persist: Option<(Arc<crate::persist::Store>, u64)>,
     /// The record each persistent collection was opened on (`initcol`).
     opened: Map<Collection, String>,
+    /// The prefilter's literals seen per (group, collection), for the current phase.
+    found: Map<(usize, Collection), Arc<Vec<u64>>>,
     allowed: Option<AllowScope>,
     body_processor: Option<String>,
     force_body_variable: bool,
@@ -230,19 +232,22 @@ impl Transaction {
             collections,
             views: std::cell::RefCell::new(Map::default()),
             scalars,
-            tx: Map::default(),
+            // Sized for the CRS (its setup and counters hold about a hundred TX variables; a
+            // transaction caches a few hundred transformed values): no rehash on the way.
+            tx: Map::with_capacity_and_hasher(128, Default::default()),
             removed_ids: Vec::new(),
             removed_tags: Set::default(),
             removed_targets: Vec::new(),
             matched_var: (String::new(), Vec::new()),
             matched_vars: Pairs::new(),
-            cache: Map::default(),
+            cache: Map::with_capacity_and_hasher(512, Default::default()),
             hasher: foldhash::fast::RandomState::default(),
             matched: Vec::new(),
             interruption: None,
             would_interrupt: None,
             persist: None,
             opened: Map::default(),
+            found: Map::with_capacity_and_hasher(64, Default::default()),
             allowed: None,
             body_processor: None,
             force_body_variable: false,
@@ -470,6 +475,46 @@ impl Transaction {
     fn set_collection(&mut self, c: Collection, pairs: Pairs) {
         self.collections.insert(c, pairs);
         self.views.get_mut().clear();
+        self.found.clear();
+    }
+
+    /// Whether a prefiltered rule's first link may match: one of its literals was seen in one
+    /// of its collections (see [`crate::prefilter`]).
+    fn may_match(&mut self, pf: &crate::prefilter::RulePrefilter) -> bool {
+        for c in &pf.collections {
+            let bits = self.literals_seen(pf.group, *c);
+            if crate::prefilter::intersects(&bits, &pf.literals) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The literals of a prefilter group seen in a collection's values, transformed by the
+    /// group's chain (computed once per phase).
+    fn literals_seen(&mut self, g: usize, c: Collection) -> Arc<Vec<u64>> {
+        if let Some(b) = self.found.get(&(g, c)) {
+            return b.clone();
+        }
+        let rules = self.rules.clone();
+        let Some(group) = rules.prefilter_groups.get(g).and_then(Option::as_ref) else {
+            // No automaton: every rule of the group may match.
+            return Arc::new(vec![u64::MAX; 1 << 10]);
+        };
+        let mut bits = vec![0u64; group.patterns.div_ceil(64)];
+        let values: Vec<Arc<[u8]>> = match self.view(c) {
+            Some(view) => view.iter().map(|(_, _, v)| v.clone()).collect(),
+            None => vec![Arc::from(self.scalars.get(&c).cloned().unwrap_or_default())],
+        };
+        for v in values {
+            match self.transformed(&v, &group.chain) {
+                Some(t) => crate::prefilter::scan(group, &t, &mut bits),
+                None => crate::prefilter::scan(group, &v, &mut bits),
+            }
+        }
+        let bits = Arc::new(bits);
+        self.found.insert((g, c), bits.clone());
+        bits
     }
 
     /// A collection's view (built on first use since the last change). For a `_NAMES`
@@ -594,6 +639,8 @@ impl Transaction {
         if matches!(self.allowed, Some(AllowScope::Phase)) {
             self.allowed = None;
         }
+        // Bodies and responses arrive between phases: what the prefilter saw is redone.
+        self.found.clear();
         let rules = self.rules.clone();
         let mut i = 0;
         while i < rules.rules.len() {
@@ -601,6 +648,14 @@ impl Transaction {
             i += 1;
             if rule.phase != phase || self.removed(rule) {
                 continue;
+            }
+            // A rule none of whose literals is in its collections cannot match: skipped as
+            // if evaluated without a match.
+            if let Some(pf) = &rule.prefilter {
+                if !self.may_match(pf) {
+                    self.matched_vars.clear();
+                    continue;
+                }
             }
             if !self.evaluate(rule) {
                 continue;

@@ -20,6 +20,7 @@ pub mod operator;
 pub mod parse;
 pub mod pcre;
 pub mod persist;
+pub mod prefilter;
 pub mod ruleset;
 mod source;
 pub mod transform;

@@ -26,7 +26,8 @@ enum Kind {
     Backtracking(crate::pcre::Backtracking),
     /// A pattern with macros (`^%{tx.allowed_charsets}$`, CRS 3.3), compiled per expansion.
     RxMacro(String, RegexCache),
-    Phrases(AhoCorasick),
+    /// The automaton, and the phrases lowercased (for the prefilter).
+    Phrases(AhoCorasick, Vec<Vec<u8>>),
     Ips(IpTable<()>),
     /// A string operator whose parameter may hold macros.
     Text(OperatorKind, String),
@@ -51,7 +52,7 @@ pub fn compile(op: &Operator, base_dir: &Path) -> Result<CompiledOperator, Strin
     let p = op.param.as_str();
     let kind = match op.kind {
         OperatorKind::Rx => rx(p)?,
-        OperatorKind::Pm => Kind::Phrases(phrases(p.split_whitespace())?),
+        OperatorKind::Pm => phrases(p.split_whitespace())?,
         OperatorKind::PmFromFile | OperatorKind::Pmf => {
             let mut all = Vec::new();
             for f in p.split_whitespace() {
@@ -59,7 +60,7 @@ pub fn compile(op: &Operator, base_dir: &Path) -> Result<CompiledOperator, Strin
                     .map_err(|e| format!("cannot read {f}: {e}"))?;
                 all.extend(data_lines(&text).map(str::to_owned));
             }
-            Kind::Phrases(phrases(all.iter().map(String::as_str))?)
+            phrases(all.iter().map(String::as_str))?
         }
         OperatorKind::IpMatch => Kind::Ips(ips(p.split(',').map(str::trim))?),
         OperatorKind::IpMatchFromFile | OperatorKind::IpMatchF => {
@@ -174,7 +175,7 @@ fn regex(p: &str) -> Result<Regex, String> {
 }
 
 /// `\x{hh}` (one or two hex digits) to `\xhh`, outside of anything else.
-fn bytes_escapes(p: &str) -> String {
+pub(crate) fn bytes_escapes(p: &str) -> String {
     let b = p.as_bytes();
     let mut out = String::with_capacity(p.len());
     let mut i = 0;
@@ -204,16 +205,23 @@ fn bytes_escapes(p: &str) -> String {
     out
 }
 
-fn phrases<'a>(list: impl Iterator<Item = &'a str>) -> Result<AhoCorasick, String> {
+fn phrases<'a>(list: impl Iterator<Item = &'a str>) -> Result<Kind, String> {
     let list: Vec<&str> = list.filter(|s| !s.is_empty()).collect();
     if list.is_empty() {
         return Err("no phrases".into());
     }
-    AhoCorasickBuilder::new()
+    let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostFirst)
         .build(&list)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let mut lower: Vec<Vec<u8>> = list
+        .iter()
+        .map(|p| p.as_bytes().to_ascii_lowercase())
+        .collect();
+    lower.sort();
+    lower.dedup();
+    Ok(Kind::Phrases(ac, lower))
 }
 
 fn ips<'a>(list: impl Iterator<Item = &'a str>) -> Result<IpTable<()>, String> {
@@ -277,6 +285,14 @@ fn is_word(b: u8) -> bool {
 }
 
 impl CompiledOperator {
+    /// A phrase operator's phrases, lowercased (`@pm`, `@pmFromFile`).
+    pub fn phrases(&self) -> Option<&[Vec<u8>]> {
+        match &self.kind {
+            Kind::Phrases(_, p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Whether a backtracking engine runs the pattern (a PCRE-only `@rx`).
     pub fn is_backtracking(&self) -> bool {
         matches!(self.kind, Kind::Backtracking(_))
@@ -332,7 +348,7 @@ impl CompiledOperator {
         let param = |p| param(p, expand);
         match &self.kind {
             Kind::Rx(re) if !capture => re.is_match(value).then(Vec::new),
-            Kind::Phrases(ac) if !capture => ac.is_match(value).then(Vec::new),
+            Kind::Phrases(ac, _) if !capture => ac.is_match(value).then(Vec::new),
             // No group in the pattern: `TX.0` is the whole match, which the regex finds
             // without its capturing engine.
             Kind::Rx(re) if re.captures_len() == 1 => {
@@ -354,7 +370,7 @@ impl CompiledOperator {
                         .collect()
                 })
             }
-            Kind::Phrases(ac) => ac.find(value).map(|m| vec![value[m.range()].to_vec()]),
+            Kind::Phrases(ac, _) => ac.find(value).map(|m| vec![value[m.range()].to_vec()]),
             Kind::Ips(t) => {
                 let ip: IpAddr = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
                 t.contains(ip).then(whole)?

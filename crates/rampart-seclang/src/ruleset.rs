@@ -72,6 +72,8 @@ pub struct CompiledRule {
     pub links: Vec<Link>,
     /// Its tags (for removals by tag and for paranoia levels).
     pub tags: Vec<String>,
+    /// What its first link needs to possibly match, when the prefilter knows.
+    pub prefilter: Option<crate::prefilter::RulePrefilter>,
 }
 
 /// A compiled rule set.
@@ -103,6 +105,8 @@ pub struct Ruleset {
     pub never_matching: Vec<(u32, &'static str)>,
     /// `SecCollectionTimeout`: how long a persistent record lives after its last change.
     pub collection_timeout_secs: u64,
+    /// The prefilter's groups (rules by transformation chain), see [`crate::prefilter`].
+    pub prefilter_groups: Vec<Option<crate::prefilter::Group>>,
 }
 
 fn diag(span: &Span, message: impl Into<String>, help: Option<String>) -> Diagnostic {
@@ -162,8 +166,10 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
         backtracking: Vec::new(),
         never_matching: Vec::new(),
         collection_timeout_secs: crate::persist::DEFAULT_TIMEOUT_SECS,
+        prefilter_groups: Vec::new(),
     };
     let mut rule_defaults: Vec<Vec<Action>> = Vec::new();
+    let mut candidates: Vec<Option<crate::prefilter::Candidate>> = Vec::new();
     for d in &parsed.directives {
         match &d.kind {
             DirectiveKind::Rule(r) => {
@@ -447,6 +453,7 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
             link = l.chain.as_deref();
         }
         if ok {
+            candidates.push(prefilter_candidate(&rule.operator, &links[0]));
             set.rules.push(CompiledRule {
                 id,
                 phase,
@@ -457,9 +464,15 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
                 status,
                 links,
                 tags: rule.tags().map(str::to_owned).collect(),
+                prefilter: None,
             });
         }
     }
+    let (groups, prefilters) = crate::prefilter::build(candidates);
+    for (r, p) in set.rules.iter_mut().zip(prefilters) {
+        r.prefilter = p;
+    }
+    set.prefilter_groups = groups;
     // Marker positions in the compiled order.
     for (m, before) in markers_at {
         let index = set.rules.iter().filter(|r| before.contains(&r.id)).count();
@@ -470,6 +483,49 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// What a rule's first link offers the prefilter (see [`crate::prefilter`]), if anything.
+fn prefilter_candidate(
+    op: &crate::ast::Operator,
+    first: &Link,
+) -> Option<crate::prefilter::Candidate> {
+    use crate::ast::OperatorKind;
+    if op.negated || first.multi_match || first.variables.is_empty() {
+        return None;
+    }
+    let literals = match op.kind {
+        OperatorKind::Rx if !op.param.contains("%{") => {
+            crate::prefilter::rx_literals(&crate::operator::bytes_escapes(&op.param))?
+        }
+        OperatorKind::Pm | OperatorKind::PmFromFile | OperatorKind::Pmf => {
+            first.operator.phrases()?.to_vec()
+        }
+        _ => return None,
+    };
+    if literals.is_empty() {
+        return None;
+    }
+    let mut collections = Vec::new();
+    for v in &first.variables {
+        if v.exclude {
+            continue;
+        }
+        if v.count || !crate::prefilter::stable(v.collection) {
+            return None;
+        }
+        if !collections.contains(&v.collection) {
+            collections.push(v.collection);
+        }
+    }
+    if collections.is_empty() {
+        return None;
+    }
+    Some(crate::prefilter::Candidate {
+        chain: first.transforms.clone(),
+        literals,
+        collections,
+    })
 }
 
 fn phase_of(actions: &[Action]) -> Option<u8> {

@@ -295,3 +295,26 @@ SecRule IP:hits "@gt 3" "id:3,phase:1,deny,status:429,msg:'%{ip.hits} requests'"
     assert!(t.phase(1).is_none());
     assert_eq!(t.expand("%{ip.hits}"), "");
 }
+
+/// The prefilter skips a rule only when none of its literals is in its collections' values
+/// as the rule transforms them (the whole CRS regression suite checks it at scale).
+#[test]
+fn the_prefilter_sees_transformed_values() {
+    let set = rules(
+        r#"
+SecDefaultAction "phase:1,log,pass"
+SecRule ARGS "@rx <script" "id:1,phase:1,t:none,t:urlDecodeUni,t:lowercase,deny"
+SecRule REQUEST_HEADERS|ARGS_NAMES "@pm evil wicked" "id:2,phase:1,t:none,deny"
+"#,
+    );
+    assert!(set.rules.iter().all(|r| r.prefilter.is_some()));
+    let verdict = |uri: &str, headers: &[(&str, &str)]| {
+        let mut t = Transaction::new(set.clone(), get(uri, headers));
+        t.phase(1).map(|i| i.rule)
+    };
+    assert_eq!(verdict("/?q=hello", &[]), None);
+    // Only the decoded, lowercased value holds the literal.
+    assert_eq!(verdict("/?q=%253CSCRIPT%253E", &[]), Some(1));
+    assert_eq!(verdict("/?q=x", &[("X-Note", "so Wicked")]), Some(2));
+    assert_eq!(verdict("/?evil=1", &[]), Some(2));
+}
