@@ -113,7 +113,7 @@ pub struct Transaction {
     /// The record each persistent collection was opened on (`initcol`).
     opened: Map<Collection, String>,
     /// The prefilter's literals seen per (group, collection), for the current phase.
-    found: Map<(usize, Collection), Arc<Vec<u64>>>,
+    found: Map<(usize, Collection), Vec<u64>>,
     allowed: Option<AllowScope>,
     body_processor: Option<String>,
     force_body_variable: bool,
@@ -482,8 +482,16 @@ impl Transaction {
     /// of its collections (see [`crate::prefilter`]).
     fn may_match(&mut self, pf: &crate::prefilter::RulePrefilter) -> bool {
         for c in &pf.collections {
-            let bits = self.literals_seen(pf.group, *c);
-            if crate::prefilter::intersects(&bits, &pf.literals) {
+            let key = (pf.group, *c);
+            if !self.found.contains_key(&key) {
+                let bits = self.literals_seen(pf.group, *c);
+                self.found.insert(key, bits);
+            }
+            if self
+                .found
+                .get(&key)
+                .is_some_and(|b| crate::prefilter::intersects(b, &pf.literals))
+            {
                 return true;
             }
         }
@@ -492,28 +500,29 @@ impl Transaction {
 
     /// The literals of a prefilter group seen in a collection's values, transformed by the
     /// group's chain (computed once per phase).
-    fn literals_seen(&mut self, g: usize, c: Collection) -> Arc<Vec<u64>> {
-        if let Some(b) = self.found.get(&(g, c)) {
-            return b.clone();
-        }
+    fn literals_seen(&mut self, g: usize, c: Collection) -> Vec<u64> {
         let rules = self.rules.clone();
         let Some(group) = rules.prefilter_groups.get(g).and_then(Option::as_ref) else {
             // No automaton: every rule of the group may match.
-            return Arc::new(vec![u64::MAX; 1 << 10]);
+            return vec![u64::MAX; 1 << 10];
         };
         let mut bits = vec![0u64; group.patterns.div_ceil(64)];
-        let values: Vec<Arc<[u8]>> = match self.view(c) {
-            Some(view) => view.iter().map(|(_, _, v)| v.clone()).collect(),
-            None => vec![Arc::from(self.scalars.get(&c).cloned().unwrap_or_default())],
+        let mut scan = |t: &mut Self, v: &[u8]| match t.transformed(v, &group.chain) {
+            Some(x) => crate::prefilter::scan(group, &x, &mut bits),
+            None => crate::prefilter::scan(group, v, &mut bits),
         };
-        for v in values {
-            match self.transformed(&v, &group.chain) {
-                Some(t) => crate::prefilter::scan(group, &t, &mut bits),
-                None => crate::prefilter::scan(group, &v, &mut bits),
+        match self.view(c) {
+            Some(view) => {
+                for (_, _, v) in view.iter() {
+                    scan(self, v);
+                }
+            }
+            None => {
+                if let Some(v) = self.scalars.get(&c).cloned() {
+                    scan(self, &v);
+                }
             }
         }
-        let bits = Arc::new(bits);
-        self.found.insert((g, c), bits.clone());
         bits
     }
 
