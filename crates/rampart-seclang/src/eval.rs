@@ -850,7 +850,7 @@ impl Transaction {
 
     /// The (name, value) pairs a link inspects, exclusions applied.
     fn values(&self, rule: &CompiledRule, link: &Link) -> Vec<Value> {
-        let mut out: Vec<Value> = Vec::new();
+        let mut out: Vec<Value> = Vec::with_capacity(8);
         let owned = |n: String, v: Vec<u8>| -> Value { (Arc::from(n), Arc::from(v)) };
         // Exclusions: the link's own (`!ARGS:x`, regexes compiled with the rule set) and those
         // `ctl` added for this rule (regexes compiled when the `ctl` ran).
@@ -892,7 +892,7 @@ impl Transaction {
                 _ => true,
             };
             let name = v.collection.as_str();
-            let mut found: Vec<Value> = Vec::new();
+            let start = out.len();
             match v.collection {
                 Collection::Tx => match &v.selector {
                     // One key (the common case, `TX:blocking_paranoia_level`): looked up, not
@@ -901,14 +901,14 @@ impl Transaction {
                         let key = k.to_ascii_lowercase();
                         if let Some(val) = self.tx.get(&key) {
                             if !excluded(v, &key) {
-                                found.push(owned(format!("TX:{key}"), val.clone()));
+                                out.push(owned(format!("TX:{key}"), val.clone()));
                             }
                         }
                     }
                     _ => {
                         for (key, val) in &self.tx {
                             if keep(key) && !excluded(v, key) {
-                                found.push(owned(format!("TX:{key}"), val.clone()));
+                                out.push(owned(format!("TX:{key}"), val.clone()));
                             }
                         }
                     }
@@ -916,20 +916,20 @@ impl Transaction {
                 Collection::MatchedVars => {
                     for (n, val) in &self.matched_vars {
                         if keep(n) {
-                            found.push(owned(n.clone(), val.clone()));
+                            out.push(owned(n.clone(), val.clone()));
                         }
                     }
                 }
                 Collection::MatchedVarsNames => {
                     for (n, _) in &self.matched_vars {
-                        found.push(owned(n.clone(), n.clone().into_bytes()));
+                        out.push(owned(n.clone(), n.clone().into_bytes()));
                     }
                 }
-                Collection::MatchedVar => found.push(owned(
+                Collection::MatchedVar => out.push(owned(
                     self.matched_var.0.clone(),
                     self.matched_var.1.clone(),
                 )),
-                Collection::MatchedVarName => found.push(owned(
+                Collection::MatchedVarName => out.push(owned(
                     "MATCHED_VAR_NAME".into(),
                     self.matched_var.0.clone().into_bytes(),
                 )),
@@ -937,7 +937,7 @@ impl Transaction {
                     if let Some(view) = self.view(c) {
                         for (key, full, val) in view.iter() {
                             if keep(key) && !excluded(v, key) {
-                                found.push((full.clone(), val.clone()));
+                                out.push((full.clone(), val.clone()));
                             }
                         }
                     } else if !is_collection(c) && !excluded(v, "") {
@@ -946,17 +946,14 @@ impl Transaction {
                         // may have removed it from the rule (CRS 941010 removes
                         // REQUEST_FILENAME from the XSS rules when it holds no special byte).
                         let val = self.scalars.get(&c).cloned().unwrap_or_default();
-                        found.push(owned(name.to_owned(), val));
+                        out.push(owned(name.to_owned(), val));
                     }
                 }
             }
             if v.count {
-                out.push(owned(
-                    format!("&{name}"),
-                    found.len().to_string().into_bytes(),
-                ));
-            } else {
-                out.extend(found);
+                let n = out.len() - start;
+                out.truncate(start);
+                out.push(owned(format!("&{name}"), n.to_string().into_bytes()));
             }
         }
         out
