@@ -95,7 +95,9 @@ pub struct Transaction {
     views: std::cell::RefCell<Map<Collection, Arc<View>>>,
     /// Single values.
     scalars: Map<Collection, Vec<u8>>,
-    tx: Map<String, Vec<u8>>,
+    tx: Map<String, Arc<[u8]>>,
+    /// `TX:key` names as rules report them, made once per key and transaction.
+    tx_names: std::cell::RefCell<Map<Box<str>, Arc<str>>>,
     removed_ids: Vec<IdRange>,
     removed_tags: Set<String>,
     removed_targets: Vec<(TargetRule, Variable, Option<regex::bytes::Regex>)>,
@@ -235,6 +237,7 @@ impl Transaction {
             // Sized for the CRS (its setup and counters hold about a hundred TX variables; a
             // transaction caches a few hundred transformed values): no rehash on the way.
             tx: Map::with_capacity_and_hasher(128, Default::default()),
+            tx_names: std::cell::RefCell::new(Map::default()),
             removed_ids: Vec::new(),
             removed_tags: Set::default(),
             removed_targets: Vec::new(),
@@ -631,7 +634,7 @@ impl Transaction {
 
     /// A transaction variable (`tx.inbound_anomaly_score_pl1`).
     pub fn tx(&self, key: &str) -> Option<&[u8]> {
-        self.tx.get(&lower(key)).map(Vec::as_slice)
+        self.tx.get(&lower(key)).map(|v| &**v)
     }
 
     /// Runs the rules of a phase (1 to 5); returns the refusal if there is one.
@@ -801,7 +804,7 @@ impl Transaction {
                 hit = true;
                 if link.capture {
                     for (k, c) in caps.iter().enumerate() {
-                        self.tx.insert(k.to_string(), c.clone());
+                        self.tx.insert(k.to_string(), Arc::from(c.as_slice()));
                     }
                 }
                 self.matched_var = (name.to_string(), value.clone());
@@ -897,18 +900,18 @@ impl Transaction {
                 Collection::Tx => match &v.selector {
                     // One key (the common case, `TX:blocking_paranoia_level`): looked up, not
                     // searched for.
+                    // (The rule set lowercases TX keys when it compiles.)
                     Some(Selector::Key(k)) => {
-                        let key = k.to_ascii_lowercase();
-                        if let Some(val) = self.tx.get(&key) {
-                            if !excluded(v, &key) {
-                                out.push(owned(format!("TX:{key}"), val.clone()));
+                        if let Some(val) = self.tx.get(k.as_str()) {
+                            if !excluded(v, k) {
+                                out.push((self.tx_name(k), val.clone()));
                             }
                         }
                     }
                     _ => {
                         for (key, val) in &self.tx {
                             if keep(key) && !excluded(v, key) {
-                                out.push(owned(format!("TX:{key}"), val.clone()));
+                                out.push((self.tx_name(key), val.clone()));
                             }
                         }
                     }
@@ -957,6 +960,17 @@ impl Transaction {
             }
         }
         out
+    }
+
+    /// The name `TX:key` (key lowercased), shared.
+    fn tx_name(&self, key: &str) -> Arc<str> {
+        let mut names = self.tx_names.borrow_mut();
+        if let Some(n) = names.get(key) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(format!("TX:{key}"));
+        names.insert(Box::from(key), n.clone());
+        n
     }
 
     fn run_actions(&mut self, actions: &[Action]) {
@@ -1011,7 +1025,7 @@ impl Transaction {
                         }
                         SetVarOp::Set(v) => {
                             let v = self.expand(v).into_bytes();
-                            self.tx.insert(key, v);
+                            self.tx.insert(key, Arc::from(v));
                         }
                         SetVarOp::Add(v) | SetVarOp::Sub(v) => {
                             let cur = self.tx.get(&key).map_or(0, |c| crate::operator::atoi(c));
@@ -1021,7 +1035,7 @@ impl Transaction {
                             } else {
                                 cur.saturating_sub(n)
                             };
-                            self.tx.insert(key, new.to_string().into_bytes());
+                            self.tx.insert(key, Arc::from(new.to_string().into_bytes()));
                         }
                     }
                 }

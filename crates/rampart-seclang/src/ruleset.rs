@@ -432,7 +432,20 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
                     }
                     links.push(Link {
                         span: l.span.clone(),
-                        variables: l.variables.clone(),
+                        variables: l
+                            .variables
+                            .iter()
+                            .map(|v| {
+                                // TX keys are stored lowercased: the rule reads them so.
+                                let mut v = v.clone();
+                                if v.collection == crate::ast::Collection::Tx {
+                                    if let Some(crate::ast::Selector::Key(k)) = &mut v.selector {
+                                        k.make_ascii_lowercase();
+                                    }
+                                }
+                                v
+                            })
+                            .collect(),
                         selectors,
                         operator: op,
                         transforms: transforms(&link_actions),
