@@ -77,7 +77,7 @@ type Value = (Arc<str>, Arc<[u8]>);
 #[derive(Debug)]
 struct CacheEntry {
     value: Arc<[u8]>,
-    chain: Vec<Transform>,
+    chain: Arc<[Transform]>,
     result: Arc<[u8]>,
 }
 
@@ -104,7 +104,7 @@ pub struct Transaction {
     matched_var: (String, Vec<u8>),
     matched_vars: Pairs,
     /// Transformation results: (variable name, value, chain length) → value.
-    cache: Map<u64, Vec<CacheEntry>>,
+    cache: Map<u64, CacheEntry>,
     hasher: foldhash::fast::RandomState,
     matched: Vec<Matched>,
     interruption: Option<Interruption>,
@@ -510,7 +510,7 @@ impl Transaction {
             return vec![u64::MAX; 1 << 10];
         };
         let mut bits = vec![0u64; group.patterns.div_ceil(64)];
-        let mut scan = |t: &mut Self, v: &[u8]| match t.transformed(v, &group.chain) {
+        let mut scan = |t: &mut Self, v: &Arc<[u8]>| match t.transformed(v, &group.chain) {
             Some(x) => crate::prefilter::scan(group, &x, &mut bits),
             None => crate::prefilter::scan(group, v, &mut bits),
         };
@@ -521,7 +521,8 @@ impl Transaction {
                 }
             }
             None => {
-                if let Some(v) = self.scalars.get(&c).cloned() {
+                if let Some(v) = self.scalars.get(&c) {
+                    let v: Arc<[u8]> = Arc::from(v.as_slice());
                     scan(self, &v);
                 }
             }
@@ -778,7 +779,7 @@ impl Transaction {
                 let expand = |p: &str| self.expand(p);
                 let mut cur = value.to_vec();
                 let mut result = link.operator.test(&cur, &expand, link.capture);
-                for t in &link.transforms {
+                for t in link.transforms.iter() {
                     if result.is_some() {
                         break;
                     }
@@ -816,36 +817,38 @@ impl Transaction {
     }
 
     /// A value through a transformation chain, cached for the transaction by (value, chain):
-    /// `None` when the chain is empty (the value itself is tested). A hit costs one hash and
-    /// one comparison, no allocation.
-    fn transformed(&mut self, value: &[u8], chain: &[Transform]) -> Option<Arc<[u8]>> {
+    /// `None` when the chain is empty (the value itself is tested). Chains are shared by the
+    /// rule set, so one is known by its address; a hit costs one hash of the value and one
+    /// comparison, no allocation, and a miss copies nothing the caller already shares.
+    fn transformed(&mut self, value: &Arc<[u8]>, chain: &Arc<[Transform]>) -> Option<Arc<[u8]>> {
         use std::hash::{BuildHasher, Hash, Hasher};
         if chain.is_empty() {
             return None;
         }
         let mut h = self.hasher.build_hasher();
         value.hash(&mut h);
-        chain.hash(&mut h);
+        (Arc::as_ptr(chain).cast::<Transform>() as usize).hash(&mut h);
         let key = h.finish();
-        if let Some(entries) = self.cache.get(&key) {
-            if let Some(e) = entries
-                .iter()
-                .find(|e| &*e.value == value && e.chain == chain)
-            {
+        if let Some(e) = self.cache.get(&key) {
+            if Arc::ptr_eq(&e.chain, chain) && (Arc::ptr_eq(&e.value, value) || e.value == *value) {
                 return Some(e.result.clone());
             }
         }
         // A transformation that changes nothing borrows: no copy until one does.
         let mut cur: Cow<'_, [u8]> = Cow::Borrowed(value);
-        for t in chain {
+        for t in chain.iter() {
             if let Cow::Owned(next) = crate::transform::apply(*t, &cur) {
                 cur = Cow::Owned(next);
             }
         }
-        let result: Arc<[u8]> = Arc::from(cur.into_owned());
-        self.cache.entry(key).or_default().push(CacheEntry {
-            value: Arc::from(value),
-            chain: chain.to_vec(),
+        let result: Arc<[u8]> = match cur {
+            Cow::Borrowed(_) => value.clone(),
+            Cow::Owned(v) => Arc::from(v),
+        };
+        // One entry per key: a (rare) collision is computed again rather than cached.
+        self.cache.entry(key).or_insert_with(|| CacheEntry {
+            value: value.clone(),
+            chain: chain.clone(),
             result: result.clone(),
         });
         Some(result)

@@ -27,8 +27,8 @@ use crate::ast::{Collection, Transform};
 /// The rules of one transformation chain, prefiltered together.
 #[derive(Debug)]
 pub struct Group {
-    /// The chain the values are transformed by.
-    pub chain: Vec<Transform>,
+    /// The chain the values are transformed by (shared with the rules').
+    pub chain: std::sync::Arc<[Transform]>,
     /// All the group's literals, lowercased.
     pub ac: AhoCorasick,
     /// How many literals (bits in a set).
@@ -50,7 +50,7 @@ pub struct RulePrefilter {
 #[derive(Debug)]
 pub struct Candidate {
     /// The first link's transformation chain.
-    pub chain: Vec<Transform>,
+    pub chain: std::sync::Arc<[Transform]>,
     /// Literals one of which every match contains (any case).
     pub literals: Vec<Vec<u8>>,
     /// The collections the first link reads.
@@ -126,7 +126,7 @@ pub fn rx_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
 pub fn build(
     candidates: Vec<Option<Candidate>>,
 ) -> (Vec<Option<Group>>, Vec<Option<RulePrefilter>>) {
-    let mut chains: Vec<Vec<Transform>> = Vec::new();
+    let mut chains: Vec<std::sync::Arc<[Transform]>> = Vec::new();
     let mut literals: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut per_rule: Vec<Option<(usize, Vec<usize>, Vec<Collection>)>> = Vec::new();
     for c in candidates {

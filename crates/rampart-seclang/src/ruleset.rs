@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::ast::{
     Action, DirectiveKind, EngineMode, IdRange, LimitAction, Rule, Span, Transform, Variable,
@@ -41,8 +42,9 @@ pub struct Link {
     pub selectors: Vec<Option<regex::bytes::Regex>>,
     /// The operator.
     pub operator: CompiledOperator,
-    /// The transformations, in order (inherited ones first unless `t:none`).
-    pub transforms: Vec<Transform>,
+    /// The transformations, in order (inherited ones first unless `t:none`); equal chains
+    /// share one allocation, so a transaction's cache tells them apart by address.
+    pub transforms: Arc<[Transform]>,
     /// Every action of the link, defaults merged for the head.
     pub actions: Vec<Action>,
     /// `multiMatch`: the operator runs after each transformation, not only the last.
@@ -170,6 +172,7 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
     };
     let mut rule_defaults: Vec<Vec<Action>> = Vec::new();
     let mut candidates: Vec<Option<crate::prefilter::Candidate>> = Vec::new();
+    let mut chains: Vec<Arc<[Transform]>> = Vec::new();
     for d in &parsed.directives {
         match &d.kind {
             DirectiveKind::Rule(r) => {
@@ -448,7 +451,7 @@ pub fn compile_ruleset(parsed: &Parsed) -> Result<Ruleset, Vec<Diagnostic>> {
                             .collect(),
                         selectors,
                         operator: op,
-                        transforms: transforms(&link_actions),
+                        transforms: intern(&mut chains, transforms(&link_actions)),
                         multi_match: link_actions.iter().any(|a| matches!(a, Action::MultiMatch)),
                         // Each link of a chain captures only when it says so (ModSecurity's
                         // chained rules are rules of their own): CRS 932207 logs what its second
@@ -549,6 +552,16 @@ fn phase_of(actions: &[Action]) -> Option<u8> {
 }
 
 /// The transformation chain: `t:none` clears what came before it.
+/// One shared allocation per distinct transformation chain.
+fn intern(chains: &mut Vec<Arc<[Transform]>>, chain: Vec<Transform>) -> Arc<[Transform]> {
+    if let Some(c) = chains.iter().find(|c| ***c == *chain) {
+        return c.clone();
+    }
+    let c: Arc<[Transform]> = Arc::from(chain);
+    chains.push(c.clone());
+    c
+}
+
 fn transforms(actions: &[Action]) -> Vec<Transform> {
     let mut out = Vec::new();
     for a in actions {

@@ -37,14 +37,14 @@ SecRuleRemoveByTag attack-x
     let r1 = &set.rules[0];
     assert_eq!(r1.disruptive, Disruptive::Pass, "phase 1's default");
     assert_eq!(
-        r1.links[0].transforms,
+        *r1.links[0].transforms,
         [Transform::Lowercase, Transform::UrlDecode]
     );
     let last = r1.links[0].variables.last().unwrap();
     assert!(last.exclude && last.collection == Collection::Args);
     let r2 = &set.rules[1];
     assert_eq!(
-        r2.links[0].transforms,
+        *r2.links[0].transforms,
         [Transform::Trim],
         "t:none clears the inherited ones"
     );
