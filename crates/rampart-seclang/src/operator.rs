@@ -192,10 +192,7 @@ pub(crate) fn bytes_escapes(p: &str) -> String {
                 }
             }
             // Any other escape is copied whole, so `\\x{…}` stays as written.
-            let ch = p[i + 1..].chars().next().unwrap_or('\\');
-            out.push('\\');
-            out.push(ch);
-            i += 1 + ch.len_utf8();
+            i = copy_escape(p, i, &mut out);
             continue;
         }
         let ch = p[i..].chars().next().unwrap_or('\0');
@@ -203,6 +200,15 @@ pub(crate) fn bytes_escapes(p: &str) -> String {
         i += ch.len_utf8();
     }
     out
+}
+
+/// Copies the escape sequence at `i` (a backslash and the character after it) whole; the
+/// index after it.
+pub(crate) fn copy_escape(p: &str, i: usize, out: &mut String) -> usize {
+    let ch = p[i + 1..].chars().next().unwrap_or('\\');
+    out.push('\\');
+    out.push(ch);
+    i + 1 + ch.len_utf8()
 }
 
 fn phrases<'a>(list: impl Iterator<Item = &'a str>) -> Result<Kind, String> {

@@ -32,10 +32,7 @@ pub fn normalize(p: &str) -> String {
                     i += 2;
                     continue;
                 }
-                let ch = p[i + 1..].chars().next().unwrap_or('\\');
-                out.push('\\');
-                out.push(ch);
-                i += 1 + ch.len_utf8();
+                i = crate::operator::copy_escape(p, i, &mut out);
                 continue;
             }
             b'[' if in_class => {
