@@ -435,7 +435,7 @@ fn judge(expect: &Expect, answer: Option<&Answer>, lines: &[String]) -> Result<(
         why.push(format!("{unwanted:?} matched"));
     }
     let text = lines.join("\n");
-    let re = |p: &str| regex_lite(p);
+    let re = |p: &str| regex::Regex::new(p).map_err(|e| e.to_string());
     if let Some(p) = &expect.match_regex {
         match re(p) {
             Ok(r) if r.is_match(&text) => {}
@@ -468,10 +468,6 @@ fn judge(expect: &Expect, answer: Option<&Answer>, lines: &[String]) -> Result<(
         }
         Err(msg)
     }
-}
-
-fn regex_lite(p: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(p).map_err(|e| e.to_string())
 }
 
 /// The bytes of a stage's request, as go-ftw writes them.
