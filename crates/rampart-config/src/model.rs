@@ -195,14 +195,25 @@ impl Default for LimitsConfig {
 }
 
 /// The admin listener.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// The address to bind; keep it on loopback.
     pub bind: String,
-    /// The bearer token (`env:NAME`, `file:path` or a literal).
+    /// The bearer token (`env:NAME`, `file:path` or a literal). When absent, a token is
+    /// generated at the first start, printed once, and only its hash is kept (`token_hash_file`).
     #[serde(default)]
     pub token: Option<String>,
+    /// Where the hash of a generated token is kept, relative to the config file.
+    #[serde(default = "default_token_hash_file")]
+    pub token_hash_file: String,
+    /// TLS on the admin listener (with `client_auth` for mutual TLS); plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+fn default_token_hash_file() -> String {
+    "rampart-admin-token.sha256".to_owned()
 }
 
 /// An upstream pool.
@@ -358,6 +369,8 @@ pub struct EventsConfig {
     pub retention_days: u32,
     /// The most events kept; the oldest go first.
     pub max_events: u64,
+    /// The most bytes the database holds; the oldest events go first when it is over.
+    pub max_bytes: u64,
     /// JSON lines export: `stdout`, `off` or a file path.
     pub jsonl: String,
     /// Events queued between the request path and the writers; beyond, they are dropped and
@@ -373,6 +386,7 @@ impl Default for EventsConfig {
             sqlite: "rampart-events.db".to_owned(),
             retention_days: 14,
             max_events: 1_000_000,
+            max_bytes: 1 << 30,
             jsonl: "off".to_owned(),
             channel_capacity: 10_000,
             access_log: "off".to_owned(),

@@ -94,6 +94,12 @@ pub struct Admin {
     pub bind: SocketAddr,
     /// The bearer token, resolved.
     pub token: Option<String>,
+    /// Where the hash of a generated token is kept.
+    pub token_hash_file: std::path::PathBuf,
+    /// TLS (and mutual TLS) on the admin listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether a client certificate is required.
+    pub client_auth: ClientAuthMode,
 }
 
 /// A compiled upstream pool.
@@ -182,6 +188,8 @@ pub struct Events {
     pub retention: Duration,
     /// Retention by count.
     pub max_events: u64,
+    /// Retention by size (bytes of live pages).
+    pub max_bytes: u64,
     /// JSON lines export.
     pub jsonl: Output,
     /// Channel capacity.

@@ -17,6 +17,10 @@ pub struct SecurityEvent {
     pub listener: String,
     /// The API, when the request was routed.
     pub api: Option<String>,
+    /// The operation (OpenAPI `operationId`), when schema routing found one.
+    pub operation: Option<String>,
+    /// The authenticated consumer, when authentication named one.
+    pub consumer: Option<String>,
     /// The request method.
     pub method: String,
     /// The request path (without the query).
@@ -53,6 +57,11 @@ impl SecurityEvent {
             client_ip: x.client_ip.to_string(),
             listener: x.peer.listener.to_string(),
             api: x.route.as_ref().map(|r| r.api.to_string()),
+            operation: x
+                .route
+                .as_ref()
+                .and_then(|r| r.operation.as_ref().map(|o| o.to_string())),
+            consumer: x.principal.as_ref().and_then(|p| p.consumer.clone()),
             method: method.to_owned(),
             path: path.to_owned(),
             stage: finding.stage.as_str().to_owned(),

@@ -217,4 +217,15 @@ impl FindingAction {
             Self::Mask => "mask",
         }
     }
+
+    /// Parses a stable name back.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "block" => Self::Block,
+            "would_block" => Self::WouldBlock,
+            "log" => Self::Log,
+            "mask" => Self::Mask,
+            _ => return None,
+        })
+    }
 }

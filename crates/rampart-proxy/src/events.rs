@@ -6,7 +6,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -14,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use rampart_config::{Events, Output};
 use rampart_core::{SecurityEvent, UnixMillis};
-use rusqlite::{params, Connection};
+
+use crate::store::EventStore;
 
 enum Msg {
     Event(Box<SecurityEvent>),
@@ -63,7 +63,7 @@ impl EventBus {
     pub fn start(cfg: &Events) -> Result<(Self, EventWriter), String> {
         let store = match &cfg.sqlite {
             Some(path) => Some(
-                EventStore::open(path, cfg.retention, cfg.max_events)
+                EventStore::open(path, cfg.retention, cfg.max_events, cfg.max_bytes)
                     .map_err(|e| format!("events database {}: {e}", path.display()))?,
             ),
             None => None,
@@ -228,102 +228,6 @@ fn now_ms() -> UnixMillis {
     rampart_core::SystemClock.now_ms()
 }
 
-/// The SQLite event store: WAL mode, indexed by time, stage, rule and client.
-#[derive(Debug)]
-pub struct EventStore {
-    conn: Connection,
-    retention: Duration,
-    max_events: u64,
-}
-
-impl EventStore {
-    /// Opens (or creates) the database.
-    pub fn open(path: &Path, retention: Duration, max_events: u64) -> rusqlite::Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS events (
-                id INTEGER PRIMARY KEY,
-                time_ms INTEGER NOT NULL,
-                request_id TEXT NOT NULL,
-                client_ip TEXT NOT NULL,
-                listener TEXT NOT NULL,
-                api TEXT,
-                method TEXT NOT NULL,
-                path TEXT NOT NULL,
-                stage TEXT NOT NULL,
-                rule TEXT,
-                action TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                status INTEGER,
-                detail TEXT NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);
-            CREATE INDEX IF NOT EXISTS events_stage ON events(stage, time_ms);
-            CREATE INDEX IF NOT EXISTS events_rule ON events(rule, time_ms);
-            CREATE INDEX IF NOT EXISTS events_client ON events(client_ip, time_ms);",
-        )?;
-        Ok(Self {
-            conn,
-            retention,
-            max_events,
-        })
-    }
-
-    /// Writes a batch in one transaction.
-    pub fn insert(&mut self, events: &[SecurityEvent]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO events (time_ms, request_id, client_ip, listener, api, method, path, stage, rule, action, reason, status, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            for e in events {
-                st.execute(params![
-                    i64::try_from(e.time_ms).unwrap_or(i64::MAX),
-                    e.request_id,
-                    e.client_ip,
-                    e.listener,
-                    e.api,
-                    e.method,
-                    e.path,
-                    e.stage,
-                    e.rule,
-                    e.action.as_str(),
-                    e.reason,
-                    e.status,
-                    e.detail,
-                ])?;
-            }
-        }
-        tx.commit()
-    }
-
-    /// Deletes events older than the retention period and beyond the maximum count.
-    pub fn apply_retention(&mut self, now_ms: UnixMillis) -> rusqlite::Result<usize> {
-        let cutoff =
-            now_ms.saturating_sub(u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX));
-        let mut n = self.conn.execute(
-            "DELETE FROM events WHERE time_ms < ?1",
-            params![i64::try_from(cutoff).unwrap_or(0)],
-        )?;
-        n += self.conn.execute(
-            "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-            params![i64::try_from(self.max_events).unwrap_or(i64::MAX)],
-        )?;
-        Ok(n)
-    }
-
-    /// Returns the number of stored events.
-    pub fn count(&self) -> rusqlite::Result<u64> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
-            .map(|n| u64::try_from(n).unwrap_or(0))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use rampart_core::FindingAction;
@@ -337,6 +241,8 @@ mod tests {
             client_ip: "192.0.2.1".into(),
             listener: "l".into(),
             api: Some("a".into()),
+            operation: Some("op".into()),
+            consumer: None,
             method: "GET".into(),
             path: "/".into(),
             stage: "iprules".into(),
@@ -348,36 +254,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn retention_by_age_and_count() {
-        let dir = std::env::temp_dir().join(format!("rampart-ev-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("e.db");
-        let _ = std::fs::remove_file(&path);
-        let mut s = EventStore::open(&path, Duration::from_secs(10), 5).unwrap();
-        s.insert(
-            &(0..10)
-                .map(|i| event(100_000 + i * 1000))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-        assert_eq!(s.count().unwrap(), 10);
-        // 10 s retention at t=115 s keeps events from 105 s on: 5 of them (105..=109 s).
-        s.apply_retention(115_000).unwrap();
-        assert_eq!(s.count().unwrap(), 5);
-        s.insert(&(0..3).map(|i| event(120_000 + i)).collect::<Vec<_>>())
-            .unwrap();
-        s.apply_retention(115_000).unwrap();
-        assert_eq!(s.count().unwrap(), 5, "count cap keeps the newest 5");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
     #[tokio::test]
     async fn a_full_channel_drops_and_counts() {
         let cfg = Events {
             sqlite: None,
             retention: Duration::from_secs(1),
             max_events: 10,
+            max_bytes: 1 << 20,
             jsonl: Output::Off,
             channel_capacity: 1,
             access_log: Output::Off,

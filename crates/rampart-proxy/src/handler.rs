@@ -116,6 +116,7 @@ async fn handle_inner(
         started,
         status: 0,
         bytes_out: 0,
+        upstream_error: false,
         finished: false,
     };
     let rid_header = snap.proxy.request_id_header.clone();
@@ -853,6 +854,8 @@ struct Finish {
     started: Instant,
     status: u16,
     bytes_out: u64,
+    /// The upstream failed (for the live statistics).
+    upstream_error: bool,
     finished: bool,
 }
 
@@ -886,7 +889,8 @@ impl Finish {
     }
 
     /// Answers a failure that is not a security decision (upstream down): no event.
-    fn respond_plain(self, block: &Block, rid_header: &HeaderName) -> Response<ProxyBody> {
+    fn respond_plain(mut self, block: &Block, rid_header: &HeaderName) -> Response<ProxyBody> {
+        self.upstream_error = true;
         self.respond(block, rid_header)
     }
 
@@ -938,6 +942,20 @@ impl Finish {
             .as_ref()
             .map_or_else(|| Arc::from(""), |r| r.api.clone());
         let elapsed = self.started.elapsed();
+        self.shared.live.record(&crate::stats::Record {
+            now_ms: self.x.timings.now_ms,
+            api: self.x.route.as_ref().map(|r| &r.api),
+            operation: self.x.route.as_ref().and_then(|r| r.operation.as_ref()),
+            client_ip: self.x.client_ip,
+            consumer: self
+                .x
+                .principal
+                .as_ref()
+                .and_then(|p| p.consumer.as_deref()),
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            upstream_error: self.upstream_error,
+            findings: &self.x.findings,
+        });
         telemetry::record_request(
             &self.listener,
             &api,

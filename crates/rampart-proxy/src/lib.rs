@@ -6,7 +6,6 @@
 //! phases, forwards to an `upstream` pool, streams the response back, and completes the
 //! exchange (events, access log, metrics).
 
-mod admin;
 pub mod body;
 mod conn;
 pub mod events;
@@ -15,17 +14,19 @@ mod handler;
 pub mod offline;
 pub mod respond;
 mod server;
+pub mod stats;
+pub mod store;
 mod telemetry;
 pub mod tlsinfo;
 mod upstream;
 
-pub use admin::constant_time_eq;
 pub use conn::{ConnLimiter, ConnPermit, Refusal};
-pub use events::{EventBus, EventStats, EventStore};
+pub use events::{EventBus, EventStats};
 pub use server::{
     apply_reload, reload_from_file, spawn_reload_watchers, Gateway, ReloadOutcome, Shared,
     StartError, State,
 };
+pub use store::{EventPage, EventQuery, EventReader, EventStore, StoredEvent};
 pub use upstream::{PooledConn, SendError, UpstreamPool};
 
 /// Entry points for fuzzing (`fuzz/`), also run on the seed corpus by `cargo test`.

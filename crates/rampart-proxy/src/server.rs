@@ -12,7 +12,7 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rampart_config::{Listener, Snapshot};
-use rampart_core::{Clock, Diagnostic, SystemClock};
+use rampart_core::{Clock, Diagnostic, SystemClock, UnixMillis};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 use crate::conn::ConnLimiter;
 use crate::events::{EventBus, EventWriter};
 use crate::handler::{self, ConnCtx};
+use crate::stats::LiveStats;
 use crate::upstream::UpstreamPool;
-use crate::{admin, telemetry, tlsinfo};
+use crate::{telemetry, tlsinfo};
 
 /// The live configuration and the resources compiled from it.
 #[derive(Debug)]
@@ -75,9 +76,11 @@ pub struct Shared {
     /// Serialises reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
     /// The outcome of the last reload.
-    pub last_reload: Mutex<Option<ReloadOutcome>>,
+    pub last_reload: Mutex<Option<(UnixMillis, ReloadOutcome)>>,
     /// The metrics handle.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Live statistics for the admin plane.
+    pub live: LiveStats,
 }
 
 /// Per-connection bookkeeping.
@@ -143,7 +146,6 @@ pub enum StartError {
 pub struct Gateway {
     shared: Arc<Shared>,
     addrs: Vec<(String, SocketAddr)>,
-    admin_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     conns: Arc<AtomicUsize>,
@@ -173,6 +175,7 @@ impl Gateway {
             reload_lock: tokio::sync::Mutex::new(()),
             last_reload: Mutex::new(None),
             metrics,
+            live: LiveStats::new(SystemClock.now_ms()),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let conns = Arc::new(AtomicUsize::new(0));
@@ -203,32 +206,9 @@ impl Gateway {
             )));
             tracing::info!(listener = %l.name, addr = %local, tls = l.tls.is_some(), "Listening.");
         }
-        let mut admin_addr = None;
-        if let Some(a) = &snapshot.admin {
-            let tcp = TcpListener::bind(a.bind)
-                .await
-                .map_err(|error| StartError::Bind {
-                    name: "admin".to_owned(),
-                    addr: a.bind,
-                    error,
-                })?;
-            let local = tcp.local_addr().map_err(|error| StartError::Bind {
-                name: "admin".to_owned(),
-                addr: a.bind,
-                error,
-            })?;
-            admin_addr = Some(local);
-            tasks.push(tokio::spawn(admin::serve(
-                shared.clone(),
-                tcp,
-                shutdown_rx.clone(),
-            )));
-            tracing::info!(addr = %local, "Admin listening.");
-        }
         Ok(Self {
             shared,
             addrs,
-            admin_addr,
             shutdown,
             tasks,
             conns,
@@ -244,9 +224,9 @@ impl Gateway {
             .map(|(_, a)| *a)
     }
 
-    /// Returns the bound admin address.
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin_addr
+    /// A receiver that turns true when the gateway shuts down (for the admin listener).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// Returns the shared state.
@@ -387,7 +367,8 @@ fn record(shared: &Shared, outcome: &ReloadOutcome) {
     *shared
         .last_reload
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome.clone());
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some((shared.clock.now_ms(), outcome.clone()));
 }
 
 /// Reads, compiles and applies the config file.
@@ -735,6 +716,8 @@ fn malformed_event(
         client_ip: peer.ip().to_string(),
         listener: listener.name.to_string(),
         api: None,
+        operation: None,
+        consumer: None,
         method: String::new(),
         path: String::new(),
         stage: "proxy".to_owned(),

@@ -10,6 +10,8 @@ use crate::TempDir;
 #[derive(Debug)]
 pub struct TestGateway {
     pub gateway: Gateway,
+    /// The admin listener, when the config has one.
+    pub admin: Option<rampart_admin::AdminServer>,
     pub dir: TempDir,
     pub config_path: PathBuf,
 }
@@ -26,11 +28,18 @@ impl TestGateway {
         let gateway = Gateway::start(snapshot, Some(config_path.clone()))
             .await
             .unwrap();
+        let admin = rampart_admin::start(&gateway).await.unwrap();
         Self {
             gateway,
+            admin,
             dir,
             config_path,
         }
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.as_ref().expect("no admin listener").addr()
     }
 
     pub fn addr(&self, listener: &str) -> SocketAddr {

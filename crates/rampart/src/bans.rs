@@ -7,20 +7,7 @@ use rampart_stages::ratelimit::Backend;
 
 use crate::BansCommand;
 
-/// `ip:203.0.113.7` for an address, `net:203.0.113.0/24` for a network; as the guard keys them.
-fn key_of(target: &str) -> Option<String> {
-    if let Some(k) = target
-        .strip_prefix("ip:")
-        .or_else(|| target.strip_prefix("net:"))
-    {
-        return key_of(k);
-    }
-    if let Ok(ip) = target.parse::<std::net::IpAddr>() {
-        return Some(format!("ip:{}", rampart_core::iptable::canonical(ip)));
-    }
-    let cidr: rampart_core::Cidr = target.parse().ok()?;
-    Some(format!("net:{cidr}"))
-}
+use rampart_stages::ddos::ban_key as key_of;
 
 pub(crate) async fn run(config: &Path, command: BansCommand) -> ExitCode {
     let snapshot = match rampart_config::load_file(config) {

@@ -446,8 +446,16 @@ pub(crate) async fn run(
             return ExitCode::from(2);
         }
     };
+    let _admin = match crate::start_admin(&gateway).await {
+        Ok(a) => a,
+        Err(code) => {
+            gateway.shutdown().await;
+            return code;
+        }
+    };
     let _watch =
         rampart_proxy::spawn_reload_watchers(gateway.shared().clone(), Duration::from_secs(1));
+    let _traffic = tokio::spawn(background_traffic(port));
     let base = format!("http://127.0.0.1:{port}");
     let admin = format!("http://127.0.0.1:{admin_port}");
     let msg = format!(
@@ -455,7 +463,8 @@ pub(crate) async fn run(
 Rampart demo is running.
 
   gateway     {base}/api/...  (in front of the demo API on http://{api})
-  admin       {admin}   token: {token}
+  dashboard   {admin}/ui/   (log in with the token below; a little background traffic keeps it busy)
+  admin API   {admin}/api/v1/   token: {token}
   config      {config}   (edit it: the gateway reloads on save)
   openapi     {spec}   (the demo API's OpenAPI 3.1 document, enforced)
   events      {events}   (SQLite) and {jsonl} (JSON lines)
@@ -494,6 +503,8 @@ The partner API (authentication and authorization, docs/auth.md):
 
   curl -s {admin}/metrics -H 'Authorization: Bearer {token}' | grep rampart_
   curl -s {admin}/api/v1/status -H 'Authorization: Bearer {token}'
+  curl -s "{admin}/api/v1/events?stage=waf&limit=5" -H 'Authorization: Bearer {token}'
+  curl -s -X POST {admin}/api/v1/bans -H 'Authorization: Bearer {token}' -d '{{"target":"198.51.100.99","seconds":600}}' -H 'content-type: application/json'
   rampart rules test {rules_test}   # the demo's rules, unit-tested offline
 
 Press Ctrl-C to stop.
@@ -518,6 +529,46 @@ Press Ctrl-C to stop.
     }
     gateway.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// A little traffic, good and bad, every few seconds, so that the dashboard has something to
+/// show: reads and orders, an attack tool, an injection, a scan of undeclared paths, a burst.
+async fn background_traffic(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let requests: [&str; 8] = [
+        "GET /api/users/1 HTTP/1.1\r\nHost: demo\r\n",
+        "GET /api/users/2 HTTP/1.1\r\nHost: demo\r\n",
+        "POST /api/orders HTTP/1.1\r\nHost: demo\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"user_id\":1,\"item\":\"pen\",\"quantity\":2}",
+        "GET /api/users/1 HTTP/1.1\r\nHost: demo\r\nUser-Agent: sqlmap/1.7\r\n",
+        "GET /api/users/1%20or%201=1 HTTP/1.1\r\nHost: demo\r\n",
+        "GET /api/internal/debug HTTP/1.1\r\nHost: demo\r\n",
+        "GET /api/users/1?debug=1 HTTP/1.1\r\nHost: demo\r\n",
+        "GET /api/users/1 HTTP/1.1\r\nHost: demo\r\nX-Forwarded-For: 203.0.113.7\r\n",
+    ];
+    let mut i = 0usize;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for _ in 0..3 {
+            let r = requests[i % requests.len()];
+            i += 1;
+            let mut text = r.to_owned();
+            if !text.ends_with('}') {
+                text.push_str("\r\n");
+            }
+            if let Ok(Ok(mut s)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::net::TcpStream::connect(("127.0.0.1", port)),
+            )
+            .await
+            {
+                let text = text.replacen("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n", 1);
+                let _ = s.write_all(text.as_bytes()).await;
+                let mut sink = Vec::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut sink)).await;
+            }
+        }
+    }
 }
 
 fn demo_token() -> String {

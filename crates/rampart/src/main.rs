@@ -284,6 +284,13 @@ async fn run(config: PathBuf, watch_interval_ms: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let _admin = match start_admin(&gateway).await {
+        Ok(a) => a,
+        Err(code) => {
+            gateway.shutdown().await;
+            return code;
+        }
+    };
     let _watch = rampart_proxy::spawn_reload_watchers(
         gateway.shared().clone(),
         Duration::from_millis(watch_interval_ms),
@@ -292,6 +299,35 @@ async fn run(config: PathBuf, watch_interval_ms: u64) -> ExitCode {
     tracing::info!("Shutting down: draining in-flight requests.");
     gateway.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Starts the admin listener, when the configuration has one; a token generated at this start
+/// is printed once (only its hash is kept).
+pub(crate) async fn start_admin(
+    gateway: &Gateway,
+) -> Result<Option<rampart_admin::AdminServer>, ExitCode> {
+    match rampart_admin::start(gateway).await {
+        Ok(Some(a)) => {
+            if let Some(t) = a.generated_token() {
+                let file = gateway
+                    .snapshot()
+                    .admin
+                    .as_ref()
+                    .map(|c| c.token_hash_file.display().to_string())
+                    .unwrap_or_default();
+                eprintln!(
+                    "The admin token, generated at this first start (shown once; only its SHA-256 is kept in {file}):\n\n    {t}\n\nThe dashboard: {}/ui/",
+                    a.url()
+                );
+            }
+            Ok(Some(a))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

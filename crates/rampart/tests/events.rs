@@ -61,7 +61,7 @@ events: {{ sqlite: events.db, jsonl: events.jsonl, access_log: access.log }}
     assert_eq!(lines[1]["blocked_by"], "iprules");
 
     // Metrics need the token; with it, the request counters are there.
-    let admin = gw.gateway.admin_addr().unwrap();
+    let admin = gw.admin_addr();
     assert_eq!(
         c.get(&format!("http://{admin}/metrics"))
             .await

@@ -45,9 +45,24 @@ pub fn compile(
                     .map(Some),
                 None => Some(None),
             };
+            let tls = match &a.tls {
+                Some(t) => cx
+                    .at("tls", |cx| tls::server_config(t, true, base_dir, cx))
+                    .map(Some),
+                None => Some(None),
+            };
+            let client_auth = a
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_auth.as_ref())
+                .map(|c| c.mode)
+                .unwrap_or_default();
             Some(Admin {
                 bind: bind?,
                 token: token?,
+                token_hash_file: resolve_path(base_dir, &a.token_hash_file),
+                tls: tls?,
+                client_auth,
             })
         })
     });
@@ -694,6 +709,7 @@ fn compile_events(e: &EventsConfig, base_dir: &Path, cx: &mut CompileCx) -> Opti
         sqlite: (e.sqlite != "off").then(|| base_dir.join(&e.sqlite)),
         retention: Duration::from_secs(u64::from(e.retention_days) * 86_400),
         max_events: e.max_events,
+        max_bytes: e.max_bytes,
         jsonl: output(&e.jsonl, base_dir),
         channel_capacity: e.channel_capacity as usize,
         access_log: output(&e.access_log, base_dir),

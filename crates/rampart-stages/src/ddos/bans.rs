@@ -18,6 +18,15 @@ pub struct Ban {
 pub struct BanTable {
     map: RwLock<HashMap<String, u64>>,
     len: AtomicUsize,
+    /// The prefix lengths of the network bans (IPv6 flag, length): a client is checked
+    /// against each, so a network ban of any length works.
+    net_lengths: RwLock<Vec<(bool, u8)>>,
+}
+
+fn net_length(key: &str) -> Option<(bool, u8)> {
+    let net = key.strip_prefix("net:")?;
+    let (addr, len) = net.split_once('/')?;
+    Some((addr.contains(':'), len.parse().ok()?))
 }
 
 impl BanTable {
@@ -28,6 +37,34 @@ impl BanTable {
         }
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         map.get(key).copied().filter(|u| *u > now_ms)
+    }
+
+    /// Returns the ban that covers a client address (its own, or a network's of any banned
+    /// prefix length) with its end, if one is in force.
+    pub fn banned_ip(&self, ip: std::net::IpAddr, now_ms: u64) -> Option<(String, u64)> {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let ip = rampart_core::iptable::canonical(ip);
+        let key = format!("ip:{ip}");
+        if let Some(u) = self.banned_until(&key, now_ms) {
+            return Some((key, u));
+        }
+        let lens = self
+            .net_lengths
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (v6, len) in lens {
+            if v6 != ip.is_ipv6() {
+                continue;
+            }
+            let key = format!("net:{}/{len}", rampart_core::iptable::masked(ip, len, len));
+            if let Some(u) = self.banned_until(&key, now_ms) {
+                return Some((key, u));
+            }
+        }
+        None
     }
 
     /// Bans a key until `until_ms` (a longer ban already there stays). Returns true if the
@@ -41,6 +78,12 @@ impl BanTable {
         let entry = map.entry(key.to_owned()).or_insert(0);
         *entry = (*entry).max(until_ms);
         self.len.store(map.len(), Ordering::Relaxed);
+        if let Some(l) = net_length(key) {
+            let mut lens = self.net_lengths.write().unwrap_or_else(|p| p.into_inner());
+            if !lens.contains(&l) {
+                lens.push(l);
+            }
+        }
         metrics::gauge!("rampart_ddos_bans").set(map.len() as f64);
         fresh
     }
@@ -50,6 +93,10 @@ impl BanTable {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         let had = map.remove(key).is_some();
         self.len.store(map.len(), Ordering::Relaxed);
+        if net_length(key).is_some() {
+            let mut lens = self.net_lengths.write().unwrap_or_else(|p| p.into_inner());
+            lens.retain(|l| map.keys().any(|k| net_length(k) == Some(*l)));
+        }
         metrics::gauge!("rampart_ddos_bans").set(map.len() as f64);
         had
     }
@@ -99,5 +146,22 @@ mod tests {
         assert_eq!(t.list(2500).len(), 1);
         assert!(t.unban("ip:1.2.3.4"));
         assert!(t.list(2500).is_empty());
+    }
+
+    #[test]
+    fn a_network_ban_of_any_length_covers_its_addresses() {
+        let t = BanTable::default();
+        let inside: std::net::IpAddr = "203.0.113.77".parse().unwrap();
+        let outside: std::net::IpAddr = "203.0.112.1".parse().unwrap();
+        assert!(t.ban("net:203.0.113.0/24", 1000, 0));
+        assert!(t.ban("net:2001:db8::/32", 1000, 0));
+        assert_eq!(
+            t.banned_ip(inside, 10),
+            Some(("net:203.0.113.0/24".to_owned(), 1000))
+        );
+        assert_eq!(t.banned_ip(outside, 10), None);
+        assert!(t.banned_ip("2001:db8:1::5".parse().unwrap(), 10).is_some());
+        assert!(t.unban("net:203.0.113.0/24"));
+        assert_eq!(t.banned_ip(inside, 10), None);
     }
 }

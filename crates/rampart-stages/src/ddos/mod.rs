@@ -28,3 +28,21 @@ mod stage;
 pub use bans::{Ban, BanTable};
 pub use config::{AdaptiveConfig, DdosConfig, PrefixRateConfig, RateConfig};
 pub use stage::{BansView, DdosGuard, DdosStage, STAGE};
+
+/// The key the guard bans under for a target: `ip:203.0.113.7` for an address,
+/// `net:203.0.113.0/24` for a network (also accepted already prefixed); `None` when the target
+/// is neither.
+pub fn ban_key(target: &str) -> Option<String> {
+    let target = target.trim();
+    if let Some(k) = target
+        .strip_prefix("ip:")
+        .or_else(|| target.strip_prefix("net:"))
+    {
+        return ban_key(k);
+    }
+    if let Ok(ip) = target.parse::<std::net::IpAddr>() {
+        return Some(format!("ip:{}", rampart_core::iptable::canonical(ip)));
+    }
+    let cidr: rampart_core::Cidr = target.parse().ok()?;
+    Some(format!("net:{cidr}"))
+}

@@ -245,11 +245,10 @@ impl Stage for DdosStage {
         let ip = rampart_core::iptable::canonical(x.client_ip);
         let ip_key = format!("ip:{ip}");
         let net_key = g.per_prefix.map(|(_, v4, v6)| prefix_key(ip, v4, v6));
-        // 1. Banned clients cost nothing more.
-        for key in std::iter::once(&ip_key).chain(net_key.as_ref()) {
-            if let Some(until) = s.bans.banned_until(key, now) {
-                return refuse("ddos.ban", until, now, true, format!("{key} is banned"));
-            }
+        // 1. Banned clients cost nothing more (the address's ban, or a network's of any
+        // banned length: the guard's own prefix bans and those made by hand).
+        if let Some((key, until)) = s.bans.banned_ip(ip, now) {
+            return refuse("ddos.ban", until, now, true, format!("{key} is banned"));
         }
         // 2. Load shedding.
         if let Some(max) = g.max_in_flight {
