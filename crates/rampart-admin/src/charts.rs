@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 use rampart_proxy::stats::Series;
 
-const W: u32 = 860;
+const W: u32 = 1180;
 const H: u32 = 240;
 
 fn clock(ms: u64) -> String {

@@ -5,6 +5,9 @@
   "use strict";
   if (!window.EventSource) { return; }
   var source = new EventSource("/ui/live");
+  // Leaving the page closes the stream at once: a browser holds few connections per host,
+  // and a page kept for "back" must not keep one open.
+  window.addEventListener("pagehide", function () { source.close(); });
   var firstStored = null;
   source.addEventListener("stats", function (msg) {
     var s;
