@@ -62,6 +62,11 @@ fn build(path: &std::path::Path) {
     if path.exists() {
         if let Ok(r) = EventReader::open(path) {
             if r.count().unwrap_or(0) == N {
+                // As the event writer does every minute.
+                EventStore::open(path, Duration::from_secs(365 * 86_400), N, u64::MAX)
+                    .expect("open the store")
+                    .analyze()
+                    .expect("analyze");
                 return;
             }
         }

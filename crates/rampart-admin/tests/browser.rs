@@ -146,6 +146,24 @@ async fn text(c: &Client, css: &str) -> String {
     panic!("no text at {css}: {last}");
 }
 
+/// Waits until the text at `css` satisfies `ok` (after a click the old page can still be
+/// there for a moment), and panics with the last text seen.
+async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the text at {css} never became what was expected; last: {last:?}");
+}
+
 async fn send(gw: &TestGateway, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut b = Request::get(gw.url("public", path));
     for (k, v) in headers {
@@ -210,7 +228,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .await
         .unwrap();
     wait_path(c, "/ui/").await;
-    assert_eq!(text(c, "#total-blocked").await, "0");
+    wait_text(c, "#total-blocked", |t| t == "0").await;
 
     // Traffic through the gateway: good requests, an attack tool, a blocked network, a probe
     // that a monitor-mode rule would block.
@@ -257,16 +275,16 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
 
     // The overview shows the blocks, by stage and by rule.
     c.goto(&format!("{admin}/ui/")).await.unwrap();
-    assert_eq!(text(c, "#total-requests").await, "8");
-    assert_eq!(text(c, "#total-blocked").await, "2");
-    assert_eq!(text(c, "#total-would-block").await, "1");
+    wait_text(c, "#total-requests", |t| t == "8").await;
+    wait_text(c, "#total-blocked", |t| t == "2").await;
+    wait_text(c, "#total-would-block", |t| t == "1").await;
     let rules = text(c, "#top-rules").await;
     assert!(
         rules.contains("attack-tool") && rules.contains("debug-flag"),
         "{rules}"
     );
-    assert!(text(c, "#by-stage").await.contains("waf.custom"));
-    assert!(text(c, "#top-blocked").await.contains("198.51.100.23"));
+    wait_text(c, "#by-stage", |t| t.contains("waf.custom")).await;
+    wait_text(c, "#top-blocked", |t| t.contains("198.51.100.23")).await;
     let svg = c
         .find_all(Locator::Css(
             "#chart-traffic svg polyline, #chart-traffic svg path",
@@ -301,7 +319,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
     wait_url(c, "rule=attack-tool").await;
     let rows = c.find_all(Locator::Css("#events tr.event")).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(text(c, "#events tr.event td.rule").await, "attack-tool");
+    wait_text(c, "#events tr.event td.rule", |t| t == "attack-tool").await;
     shot(c, "events-filtered").await;
 
     // Open it: the request id the client saw, and the redacted match.
@@ -311,7 +329,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert_eq!(text(c, "#request-id").await, attack_rid);
+    wait_text(c, "#request-id", |t| t == attack_rid).await;
     assert!(!text(c, "#event-match").await.is_empty());
     shot(c, "event").await;
 
@@ -322,7 +340,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "#no-bans").await.contains("No ban"));
+    wait_text(c, "#no-bans", |t| t.contains("No ban")).await;
     c.find(Locator::Id("ban-target"))
         .await
         .unwrap()
@@ -335,8 +353,8 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "#flash").await.contains("Banned ip:198.51.100.23"));
-    assert!(text(c, "#bans").await.contains("ip:198.51.100.23"));
+    wait_text(c, "#flash", |t| t.contains("Banned ip:198.51.100.23")).await;
+    wait_text(c, "#bans", |t| t.contains("ip:198.51.100.23")).await;
     assert_eq!(
         send(gw, "/json", &[("x-forwarded-for", "198.51.100.23")])
             .await
@@ -351,8 +369,8 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "#flash").await.contains("Lifted the ban"));
-    assert!(text(c, "#no-bans").await.contains("No ban"));
+    wait_text(c, "#flash", |t| t.contains("Lifted the ban")).await;
+    wait_text(c, "#no-bans", |t| t.contains("No ban")).await;
     assert_eq!(
         send(gw, "/json", &[("x-forwarded-for", "198.51.100.23")])
             .await
@@ -367,7 +385,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "#rules").await.contains("monitor"));
+    wait_text(c, "#rules", |t| t.contains("monitor")).await;
     shot(c, "rules").await;
     c.find(Locator::Id("nav-apis"))
         .await
@@ -375,7 +393,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "#operations").await.contains("app"));
+    wait_text(c, "#operations", |t| t.contains("app")).await;
     shot(c, "apis").await;
     c.find(Locator::Id("nav-config"))
         .await
@@ -391,7 +409,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "#last-reload").await.starts_with("applied"));
+    wait_text(c, "#last-reload", |t| t.starts_with("applied")).await;
     shot(c, "config").await;
 
     // The browser enforced the CSP and found nothing to complain about: no console errors

@@ -458,6 +458,48 @@ async fn demo_serves_and_blocks() {
         .await
         .unwrap();
     assert_eq!(m.status, 401, "metrics need the token");
+    // The dashboard's address and the token are printed, and the token opens the admin API;
+    // the demo's background traffic shows up there without anyone sending a request.
+    assert!(
+        printed.contains(&format!("dashboard   http://127.0.0.1:{admin}/ui/")),
+        "{printed}"
+    );
+    let token: String = {
+        let at = printed.find("token: ").unwrap() + "token: ".len();
+        printed[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect()
+    };
+    let status = || {
+        c.send(
+            http::Request::get(format!("http://127.0.0.1:{admin}/api/v1/status"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+    };
+    let before = status().await.unwrap();
+    assert_eq!(before.status, 200, "{}", before.text());
+    let n = before.json()["requests"]["total"].as_u64().unwrap();
+    let mut grew = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if status().await.unwrap().json()["requests"]["total"]
+            .as_u64()
+            .unwrap()
+            > n
+        {
+            grew = true;
+            break;
+        }
+    }
+    assert!(grew, "no background traffic reached the gateway");
+    let login = c
+        .get(&format!("http://127.0.0.1:{admin}/ui/login"))
+        .await
+        .unwrap();
+    assert_eq!(login.status, 200);
     child.kill().await.unwrap();
 }
 
