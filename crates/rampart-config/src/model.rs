@@ -66,6 +66,60 @@ pub struct ConfigFile {
     /// Proxy-wide settings.
     #[serde(default)]
     pub proxy: ProxyConfig,
+    /// Recording traffic for `rampart replay` (off by default).
+    #[serde(default)]
+    pub recording: RecordingConfig,
+}
+
+/// The traffic recorder: exchanges written as `rampart-traffic/1` JSON lines.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Record at all.
+    pub enabled: bool,
+    /// The current file; rotated files get `.1`, `.2`, ….
+    pub path: String,
+    /// The share of requests recorded, 0 to 1.
+    pub sample_rate: f64,
+    /// The most bytes of each body kept (the rest is cut, and the record says so).
+    pub max_body_bytes: u64,
+    /// A file is rotated once it holds this many bytes.
+    pub max_file_bytes: u64,
+    /// Rotated files kept.
+    pub max_files: u32,
+    /// The HMAC key that replaces secrets (a secret reference: `env:NAME` or `file:path`).
+    /// Without one, a random key is made at start: equal secrets stay equal within a run only.
+    pub hmac_key: Option<String>,
+    /// Request and response headers whose values are replaced by HMACs.
+    pub redact_headers: Vec<String>,
+    /// Query parameters whose values are replaced by HMACs.
+    pub redact_query_params: Vec<String>,
+    /// Records queued between the request path and the writer; beyond, dropped and counted.
+    pub channel_capacity: u32,
+    /// Bodies are written without the DLP scanner masking sensitive data in them.
+    pub insecure_unmasked_bodies: bool,
+    /// Secrets are written as they were, not replaced (lab use only).
+    pub insecure_record_secrets: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        let policy = rampart_traffic::RedactPolicy::default();
+        Self {
+            enabled: false,
+            path: "traffic/rampart.jsonl".to_owned(),
+            sample_rate: 0.01,
+            max_body_bytes: 64 * 1024,
+            max_file_bytes: 1 << 30,
+            max_files: 24,
+            hmac_key: None,
+            redact_headers: policy.headers,
+            redact_query_params: policy.query_params,
+            channel_capacity: 10_000,
+            insecure_unmasked_bodies: false,
+            insecure_record_secrets: false,
+        }
+    }
 }
 
 /// One listener.

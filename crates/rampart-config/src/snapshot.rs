@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub ddos: Option<Arc<rampart_stages::ddos::DdosGuard>>,
     /// The rate-limit store, handed on to the next snapshot at a reload.
     pub limit_store: Option<rampart_stages::ratelimit::Backend>,
+    /// The traffic recorder, when enabled.
+    pub recording: Option<Recording>,
     /// The source text and where it came from, for redacted display and diffs.
     pub source: Source,
 }
@@ -177,6 +179,27 @@ impl HostPattern {
             Self::Wildcard(s) => (host.len() > s.len() && host.ends_with(s.as_str())).then_some(1),
         }
     }
+}
+
+/// The traffic recorder, compiled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recording {
+    /// The writer's file and rotation.
+    pub writer: rampart_traffic::WriterConfig,
+    /// The share of requests recorded.
+    pub sample_rate: f64,
+    /// The most bytes of each body kept.
+    pub max_body_bytes: u64,
+    /// The HMAC key, when the configuration gives one.
+    pub hmac_key: Option<String>,
+    /// What is replaced by HMACs.
+    pub redact: rampart_traffic::RedactPolicy,
+    /// The queue's capacity.
+    pub channel_capacity: usize,
+    /// Bodies are not masked.
+    pub insecure_unmasked_bodies: bool,
+    /// Secrets are not replaced.
+    pub insecure_record_secrets: bool,
 }
 
 /// Event sinks.

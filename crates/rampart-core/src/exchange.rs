@@ -41,6 +41,9 @@ pub struct Exchange {
     /// Counted among the requests in flight (the `ddos` stage's load shedding), to be
     /// released when the exchange completes.
     pub admitted: bool,
+    /// The stage whose block stopped the exchange, set by the driver even when the block is
+    /// a repeat that records no finding (a rate limit's later refusals).
+    pub stopped_by: Option<StageId>,
     /// Per-exchange state a stage keeps from one phase to the next (the WAF's transaction,
     /// from the request to the response), by type.
     pub extensions: http::Extensions,
@@ -76,6 +79,7 @@ impl Exchange {
             path_params: Vec::new(),
             response_headers: Vec::new(),
             admitted: false,
+            stopped_by: None,
             extensions: http::Extensions::new(),
         }
     }

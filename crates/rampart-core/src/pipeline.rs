@@ -285,6 +285,7 @@ fn apply(slot: &Slot, outcome: Outcome, x: &mut Exchange) -> Verdict {
             if !block.repeat {
                 x.record(finding(id, FindingAction::Block, &block));
             }
+            x.stopped_by = Some(id);
             Verdict::Block(block)
         }
         Enforcement::Monitor => {

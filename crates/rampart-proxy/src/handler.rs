@@ -118,7 +118,14 @@ async fn handle_inner(
         bytes_out: 0,
         upstream_error: false,
         finished: false,
+        rec: None,
     };
+    if let Some(r) = &*shared.recorder.load() {
+        if r.sample() {
+            let capture = r.capture(&parts, ctx.tls.is_some());
+            fin.rec = Some((r.clone(), capture));
+        }
+    }
     let rid_header = snap.proxy.request_id_header.clone();
 
     // Protocol hygiene first: every later decision depends on an unambiguous request.
@@ -169,6 +176,9 @@ async fn handle_inner(
     let forward_body: ProxyBody = if api.pipeline.needs_request_body() && body_expected {
         match buffer(inbound, api.max_inspect_bytes).await {
             Ok((mut bytes, None)) => {
+                if let Some((_, c)) = fin.rec.as_mut() {
+                    c.request_body(&bytes, bytes.len() as u64);
+                }
                 fin.x.timings.now_ms = shared.clock.now_ms();
                 if let Verdict::Block(b) = api.pipeline.request_body(&parts, &mut bytes, &mut fin.x)
                 {
@@ -191,6 +201,11 @@ async fn handle_inner(
                     .unwrap_or(usize::MAX)
                     .min(collected.len());
                 let mut prefix = collected.slice(..cut);
+                if let Some((_, c)) = fin.rec.as_mut() {
+                    // More follows: the record says the body is longer than what it holds.
+                    let size = content_length(&parts.headers).unwrap_or(collected.len() as u64 + 1);
+                    c.request_body(&collected, size);
+                }
                 fin.x.body_truncated = true;
                 fin.x.record(Finding {
                     stage: StageId("proxy"),
@@ -231,13 +246,21 @@ async fn handle_inner(
         // nginx does): it then leaves in one write with the head, instead of streaming through
         // the upstream connection's task chunk by chunk.
         match buffer(inbound, SMALL_BODY_BYTES).await {
-            Ok((bytes, None)) => Full::new(bytes)
-                .map_err(|never| match never {})
-                .boxed_unsync(),
+            Ok((bytes, None)) => {
+                if let Some((_, c)) = fin.rec.as_mut() {
+                    c.request_body(&bytes, bytes.len() as u64);
+                }
+                Full::new(bytes)
+                    .map_err(|never| match never {})
+                    .boxed_unsync()
+            }
             // More bytes than announced: hyper refuses those before we see them; be safe anyway.
             Ok((_, Some(_))) | Err(_) => return fin.body_failure(&flags, &rid_header),
         }
     } else {
+        if let Some((_, c)) = fin.rec.as_mut() {
+            c.request_body_streamed();
+        }
         inbound.boxed_unsync()
     };
 
@@ -399,6 +422,9 @@ async fn handle_inner(
         None
     };
     let (mut rparts, rbody) = rsp.into_parts();
+    if let Some((_, c)) = fin.rec.as_mut() {
+        c.response_head(&rparts);
+    }
     fin.x.response_status = Some(rparts.status.as_u16());
     fin.x.timings.now_ms = shared.clock.now_ms();
     let verdict = match &request_head {
@@ -446,6 +472,9 @@ async fn handle_inner(
                         })
                         .await;
                         p.checkin(i, c);
+                    }
+                    if let Some((_, c)) = fin.rec.as_mut() {
+                        c.response_whole(&bytes);
                     }
                     fin.x.timings.now_ms = shared.clock.now_ms();
                     if let Verdict::Block(b) =
@@ -857,6 +886,11 @@ struct Finish {
     /// The upstream failed (for the live statistics).
     upstream_error: bool,
     finished: bool,
+    /// The recorder and this exchange's capture, when it is sampled.
+    rec: Option<(
+        Arc<crate::recorder::Recorder>,
+        Box<crate::recorder::Capture>,
+    )>,
 }
 
 impl Finish {
@@ -880,6 +914,17 @@ impl Finish {
     /// Answers a block already recorded as a finding.
     fn respond(mut self, block: &Block, rid_header: &HeaderName) -> Response<ProxyBody> {
         self.status = block.status.as_u16();
+        if let Some((_, c)) = self.rec.as_mut() {
+            let stage = self.x.stopped_by.or_else(|| {
+                self.x
+                    .findings
+                    .iter()
+                    .rev()
+                    .find(|f| f.action == FindingAction::Block)
+                    .map(|f| f.stage)
+            });
+            c.blocked(stage, block);
+        }
         let mut rsp = respond::block_response(block, &self.x.request_id, rid_header);
         for (name, value) in self.x.response_headers.drain(..) {
             rsp.headers_mut().append(name, value);
@@ -979,6 +1024,10 @@ impl Finish {
             });
             self.shared.events.access(line.to_string());
         }
+        if let Some((recorder, capture)) = self.rec.take() {
+            let dur_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            recorder.submit(capture.finish(&self.x, self.status, dur_us));
+        }
     }
 }
 
@@ -1046,6 +1095,9 @@ impl TrackedBody {
         let Some(fin) = self.fin.as_mut() else {
             return true;
         };
+        if let Some((_, c)) = fin.rec.as_mut() {
+            c.response_chunk(data);
+        }
         if self.filters.is_empty() {
             fin.bytes_out += data.len() as u64;
             return true;

@@ -12,6 +12,7 @@ pub mod events;
 mod forwarded;
 mod handler;
 pub mod offline;
+pub mod recorder;
 pub mod respond;
 mod server;
 pub mod stats;

@@ -51,6 +51,8 @@ pub struct OfflineRequest {
 pub struct OfflineOutcome {
     /// The API the request was routed to.
     pub api: Option<Arc<str>>,
+    /// The declared operation, once schema routing named it.
+    pub operation: Option<Arc<str>>,
     /// Where it stopped, if it did: the phase, the stage and the block.
     pub blocked: Option<Stopped>,
     /// The last phase that ran.
@@ -238,12 +240,13 @@ impl Progress {
 
     /// A block by a stage: the driver has already recorded it as the last blocking finding.
     fn stopped_by_stage(self, x: Exchange, block: Block) -> OfflineOutcome {
-        let stage = x
-            .findings
-            .iter()
-            .rev()
-            .find(|f| f.action == FindingAction::Block)
-            .map_or(StageId("pipeline"), |f| f.stage);
+        let stage = x.stopped_by.unwrap_or_else(|| {
+            x.findings
+                .iter()
+                .rev()
+                .find(|f| f.action == FindingAction::Block)
+                .map_or(StageId("pipeline"), |f| f.stage)
+        });
         self.stopped(x, stage, block)
     }
 
@@ -253,6 +256,7 @@ impl Progress {
         }
         OfflineOutcome {
             api: self.api,
+            operation: x.route.as_ref().and_then(|r| r.operation.clone()),
             blocked: Some(Stopped {
                 phase: self.reached,
                 stage,
@@ -270,6 +274,7 @@ impl Progress {
         }
         OfflineOutcome {
             api: self.api,
+            operation: x.route.as_ref().and_then(|r| r.operation.clone()),
             blocked: None,
             reached: self.reached,
             findings: x.findings,

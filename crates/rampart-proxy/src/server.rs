@@ -81,6 +81,9 @@ pub struct Shared {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Live statistics for the admin plane.
     pub live: LiveStats,
+    /// The traffic recorder, when the configuration enables it (replaced when a reload
+    /// changes its settings).
+    pub recorder: arc_swap::ArcSwapOption<crate::recorder::Recorder>,
 }
 
 /// Per-connection bookkeeping.
@@ -176,7 +179,9 @@ impl Gateway {
             last_reload: Mutex::new(None),
             metrics,
             live: LiveStats::new(SystemClock.now_ms()),
+            recorder: arc_swap::ArcSwapOption::empty(),
         });
+        start_recorder(&shared, &snapshot);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let conns = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -343,6 +348,9 @@ pub async fn apply_reload(shared: &Shared, snapshot: Snapshot) -> ReloadOutcome 
         prepare(&snapshot, Some(&current)).await;
     }
     let outcome = if conflicts.is_empty() {
+        if snapshot.recording != current.recording {
+            start_recorder(shared, &snapshot);
+        }
         shared.state.store(Arc::new(State::new(Arc::new(snapshot))));
         tracing::info!("Configuration reloaded.");
         ReloadOutcome::Applied
@@ -360,6 +368,25 @@ pub async fn apply_reload(shared: &Shared, snapshot: Snapshot) -> ReloadOutcome 
     };
     record(shared, &outcome);
     outcome
+}
+
+/// Starts the recorder `snapshot` asks for (or stops it); the previous one finishes writing
+/// what it has queued.
+fn start_recorder(shared: &Shared, snapshot: &Snapshot) {
+    let next = match &snapshot.recording {
+        None => None,
+        Some(cfg) => match crate::recorder::Recorder::start(cfg, &snapshot.source.text) {
+            Ok(r) => {
+                tracing::info!(path = %cfg.writer.path.display(), sample_rate = cfg.sample_rate, "Recording traffic.");
+                Some(r)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "The traffic recorder could not start; nothing is recorded.");
+                None
+            }
+        },
+    };
+    shared.recorder.store(next);
 }
 
 fn record(shared: &Shared, outcome: &ReloadOutcome) {

@@ -19,7 +19,15 @@ pub struct TestGateway {
 impl TestGateway {
     /// Starts from `yaml`; panics with the rendered diagnostics if it does not compile.
     pub async fn start(yaml: &str) -> Self {
+        Self::start_with(yaml, &[]).await
+    }
+
+    /// Starts from `yaml` with `files` (name, contents) written beside it first.
+    pub async fn start_with(yaml: &str, files: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("rampart-gw");
+        for (name, contents) in files {
+            dir.write(name, contents);
+        }
         let config_path = dir.write("rampart.yaml", yaml);
         let snapshot = match rampart_config::load_file(&config_path) {
             Ok(s) => s,

@@ -19,8 +19,8 @@ use crate::model::{
     ApiConfig, ConfigFile, EventsConfig, LimitsConfig, ListenerConfig, ProxyConfig, UpstreamConfig,
 };
 use crate::snapshot::{
-    Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings, Snapshot, Source,
-    Target, Upstream,
+    Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings, Recording, Snapshot,
+    Source, Target, Upstream,
 };
 
 pub use pipeline::{build_pipeline, ApiStages};
@@ -160,6 +160,9 @@ pub fn compile(
             .collect()
     });
     let events = cx.at("events", |cx| compile_events(&file.events, base_dir, cx));
+    let recording = cx.at("recording", |cx| {
+        compile_recording(&file.recording, base_dir, cx)
+    });
     let proxy = cx
         .at("proxy", |cx| compile_proxy(&file.proxy, cx))
         .map(|mut p| {
@@ -188,6 +191,7 @@ pub fn compile(
         unrouted,
         lists,
         events: events?,
+        recording: recording?,
         proxy: proxy?,
         key_sources: auth.key_sources,
         limit_store,
@@ -714,6 +718,81 @@ fn compile_events(e: &EventsConfig, base_dir: &Path, cx: &mut CompileCx) -> Opti
         channel_capacity: e.channel_capacity as usize,
         access_log: output(&e.access_log, base_dir),
     })
+}
+
+/// `None` when the section has problems; `Some(None)` when recording is off.
+fn compile_recording(
+    r: &crate::model::RecordingConfig,
+    base_dir: &Path,
+    cx: &mut CompileCx,
+) -> Option<Option<Recording>> {
+    let mut ok = true;
+    if !(r.sample_rate > 0.0 && r.sample_rate <= 1.0) {
+        cx.at("sample_rate", |cx| {
+            cx.error("must be more than 0 and at most 1 (1 records every request)")
+        });
+        ok = false;
+    }
+    if r.channel_capacity == 0 {
+        cx.at("channel_capacity", |cx| cx.error("must be greater than 0"));
+        ok = false;
+    }
+    if r.max_file_bytes < 4096 {
+        cx.at("max_file_bytes", |cx| cx.error("must be at least 4096"));
+        ok = false;
+    }
+    if r.path.is_empty() {
+        cx.at("path", |cx| cx.error("a file path is needed"));
+        ok = false;
+    }
+    for (i, h) in r.redact_headers.iter().enumerate() {
+        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            cx.at(format!("redact_headers[{i}]"), |cx| {
+                cx.error(format!("\"{h}\" is not a valid header name"))
+            });
+            ok = false;
+        }
+    }
+    let key = match &r.hmac_key {
+        Some(k) => match cx.at("hmac_key", |cx| resolve_secret(k, base_dir, cx)) {
+            Some(k) if k.len() < 16 => {
+                cx.at("hmac_key", |cx| {
+                    cx.error("the HMAC key must be at least 16 bytes")
+                });
+                return None;
+            }
+            Some(k) => Some(k),
+            None => return None,
+        },
+        None => None,
+    };
+    if !ok {
+        return None;
+    }
+    if !r.enabled {
+        return Some(None);
+    }
+    Some(Some(Recording {
+        writer: rampart_traffic::WriterConfig {
+            path: base_dir.join(&r.path),
+            max_bytes: r.max_file_bytes,
+            max_files: r.max_files,
+        },
+        sample_rate: r.sample_rate,
+        max_body_bytes: r.max_body_bytes,
+        hmac_key: key,
+        redact: rampart_traffic::RedactPolicy {
+            headers: r
+                .redact_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            query_params: r.redact_query_params.clone(),
+        },
+        channel_capacity: r.channel_capacity as usize,
+        insecure_unmasked_bodies: r.insecure_unmasked_bodies,
+        insecure_record_secrets: r.insecure_record_secrets,
+    }))
 }
 
 fn output(s: &str, base_dir: &Path) -> Output {
