@@ -4,6 +4,7 @@ mod bans;
 mod demo;
 mod demo_auth;
 mod ftw;
+mod replay;
 mod rules_test;
 
 /// mimalloc: faster than the system allocator for the many small, short-lived allocations of a
@@ -89,6 +90,9 @@ enum Command {
         #[command(subcommand)]
         command: BansCommand,
     },
+    /// Run recorded traffic (Rampart JSON lines or HAR) through a configuration offline and
+    /// report what it would do. Exit 0 done, 1 a --fail-on condition met, 2 could not run.
+    Replay(replay::Args),
     /// Work with the rules of a configuration.
     Rules {
         #[command(subcommand)]
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
             command: RulesCommand::Test { file, config },
         } => rules_test::run(&file, config.as_deref()),
         Command::Ftw(args) => ftw::run(&args),
+        Command::Replay(args) => replay::run(&args),
         Command::HashPassword { bcrypt, cost } => hash_password(bcrypt, cost),
         Command::Bans { config, command } => runtime(Some(1)).map_or(ExitCode::from(2), |rt| {
             rt.block_on(bans::run(&config, command))
