@@ -11,6 +11,7 @@
 pub mod bench_data;
 mod detect;
 pub mod fuzzing;
+pub mod pseudo;
 pub mod scan;
 pub mod validate;
 

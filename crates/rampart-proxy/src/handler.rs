@@ -939,7 +939,10 @@ impl Finish {
         self.respond(block, rid_header)
     }
 
-    fn body_failure(self, flags: &BodyFlags, rid_header: &HeaderName) -> Response<ProxyBody> {
+    fn body_failure(mut self, flags: &BodyFlags, rid_header: &HeaderName) -> Response<ProxyBody> {
+        if let Some((_, c)) = self.rec.as_mut() {
+            c.request_body_failed();
+        }
         let block = if flags.too_large() {
             Block::new(Reason::BodyTooLarge).detail("body over max_body_bytes")
         } else if flags.too_slow() {

@@ -84,6 +84,7 @@ impl Recorder {
                 .then(|| "insecure_record_secrets: secrets are recorded as they were".to_owned()),
         };
         let worker = Worker {
+            pseudo_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),
             writer: RotatingWriter::new(cfg.writer.clone(), header),
             redactor: (!cfg.insecure_record_secrets).then(|| Redactor::new(&key_id, &key)),
             policy: cfg.redact.clone(),
@@ -207,6 +208,15 @@ impl Capture {
             .unwrap_or(0);
         let enc = header(&self.req.headers, "content-encoding").unwrap_or("identity");
         self.req.body = Some(Body::omitted(size, enc, "not_buffered"));
+    }
+
+    /// The request body could not be read (too slow, too large, cut off).
+    pub fn request_body_failed(&mut self) {
+        let size = header(&self.req.headers, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let enc = header(&self.req.headers, "content-encoding").unwrap_or("identity");
+        self.req.body = Some(Body::omitted(size, enc, "read_failed"));
     }
 
     /// The upstream's response head, as it came.
@@ -339,6 +349,7 @@ impl Capture {
                     method: p.method.clone(),
                     groups: p.groups.clone(),
                     scopes: p.scopes.clone(),
+                    claims: p.claims.clone(),
                 }),
                 decisions,
                 final_: if blocked { "block" } else { "pass" }.to_owned(),
@@ -357,6 +368,8 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 struct Worker {
+    /// Derives each pseudonym's randomness from the value it replaces.
+    pseudo_key: aws_lc_rs::hmac::Key,
     writer: RotatingWriter,
     redactor: Option<Redactor>,
     policy: RedactPolicy,
@@ -387,7 +400,7 @@ impl Worker {
         if let Some(scanner) = &self.scanner {
             let max = self.max_body;
             if let Some(b) = r.req.body.as_mut() {
-                if let Some(how) = mask_body(b, scanner, max) {
+                if let Some(how) = mask_body(b, scanner, &self.pseudo_key, max) {
                     r.redactions.push(Redaction {
                         where_: "req.body".into(),
                         how,
@@ -395,11 +408,27 @@ impl Worker {
                 }
             }
             if let Some(b) = r.resp.as_mut().and_then(|s| s.body.as_mut()) {
-                if let Some(how) = mask_body(b, scanner, max) {
+                if let Some(how) = mask_body(b, scanner, &self.pseudo_key, max) {
                     r.redactions.push(Redaction {
                         where_: "resp.body".into(),
                         how,
                     });
+                }
+            }
+        }
+        // Claims are data too: replaced as in bodies (equal values, equal pseudonyms).
+        if let (Some(scanner), Some(p)) = (
+            &self.scanner,
+            r.rampart.as_mut().and_then(|m| m.principal.as_mut()),
+        ) {
+            if !p.claims.is_empty() {
+                let text = serde_json::to_vec(&p.claims).unwrap_or_default();
+                let mut b = Body::of(&text, text.len() as u64, "identity");
+                if mask_body(&mut b, scanner, &self.pseudo_key, usize::MAX).is_some() {
+                    match b.text.as_deref().map(serde_json::from_str) {
+                        Some(Ok(claims)) => p.claims = claims,
+                        _ => p.claims.clear(),
+                    }
                 }
             }
         }
@@ -415,8 +444,16 @@ impl Worker {
     }
 }
 
-/// Decodes a compressed body, masks what the scanner finds; says what it did, if anything.
-fn mask_body(b: &mut Body, scanner: &rampart_dlp::Scanner, max: usize) -> Option<String> {
+/// Decodes a compressed body and replaces what the scanner finds: by a pseudonym of the same
+/// kind and length where the scanner finds the pseudonym again as that kind (e-mails, IP
+/// addresses, cards, IBANs, SSNs, phones: a replay's schema formats and DLP still see them),
+/// else by a mask. Says what it did, if anything.
+fn mask_body(
+    b: &mut Body,
+    scanner: &rampart_dlp::Scanner,
+    key: &aws_lc_rs::hmac::Key,
+    max: usize,
+) -> Option<String> {
     let Ok(Some(bytes)) = b.bytes() else {
         return None;
     };
@@ -435,17 +472,35 @@ fn mask_body(b: &mut Body, scanner: &rampart_dlp::Scanner, max: usize) -> Option
             }
         },
     };
-    let matches = scanner.scan(&data, 0);
+    let mut matches = scanner.scan(&data, 0);
+    matches.sort_by_key(|m| (m.start, std::cmp::Reverse(m.end)));
+    let (mut pseudonyms, mut masks) = (false, false);
+    let mut done = 0usize;
     for m in &matches {
         let (s, e) = (
             usize::try_from(m.start).unwrap_or(usize::MAX),
             usize::try_from(m.end).unwrap_or(usize::MAX),
         );
-        if s < e && e <= data.len() {
-            rampart_dlp::mask(&mut data, s, e, m.detector);
+        // Overlapping matches: the first (longest) one decides for the bytes.
+        if s < done || s >= e || e > data.len() {
+            continue;
+        }
+        done = e;
+        match pseudonym_for(&data[s..e], m.detector, scanner, key) {
+            Some(p) => {
+                data[s..e].copy_from_slice(&p);
+                pseudonyms = true;
+            }
+            None => {
+                rampart_dlp::mask(&mut data, s, e, m.detector);
+                masks = true;
+            }
         }
     }
-    if !matches.is_empty() {
+    if pseudonyms {
+        how.push("pseudonym");
+    }
+    if masks {
         how.push("mask");
     }
     if how.is_empty() {
@@ -463,6 +518,41 @@ fn mask_body(b: &mut Body, scanner: &rampart_dlp::Scanner, max: usize) -> Option
     }
     *b = nb;
     Some(how.join("+"))
+}
+
+/// A pseudonym for `orig` that the scanner finds again as `detector`, from randomness keyed
+/// on the value (equal values, equal pseudonyms); `None` when the kind has none or no try
+/// passes.
+fn pseudonym_for(
+    orig: &[u8],
+    detector: rampart_dlp::Detector,
+    scanner: &rampart_dlp::Scanner,
+    key: &aws_lc_rs::hmac::Key,
+) -> Option<Vec<u8>> {
+    let mut block = aws_lc_rs::hmac::sign(key, orig).as_ref().to_vec();
+    let mut at = 0usize;
+    let mut next = || {
+        if at == block.len() {
+            block = aws_lc_rs::hmac::sign(key, &block).as_ref().to_vec();
+            at = 0;
+        }
+        at += 1;
+        block[at - 1]
+    };
+    for _ in 0..8 {
+        let p = rampart_dlp::pseudo::pseudonym(orig, detector, &mut next)?;
+        let mut doc = b"{\"v\": \"".to_vec();
+        doc.extend_from_slice(&p);
+        doc.extend_from_slice(b"\"}");
+        let again = scanner
+            .scan(&doc, 0)
+            .iter()
+            .any(|m| m.detector == detector && m.start == 7 && m.end == 7 + p.len() as u64);
+        if again && p != orig {
+            return Some(p);
+        }
+    }
+    None
 }
 
 fn decode(enc: &str, data: &[u8], max: usize) -> Option<(Vec<u8>, bool)> {
@@ -505,23 +595,40 @@ mod tests {
     fn bodies_are_decoded_and_masked() {
         use std::io::Write as _;
         let scanner = rampart_dlp::Scanner::all();
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"test key");
         let text = br#"{"card":"4111 1111 1111 1111","name":"x"}"#;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(text).unwrap();
         let gz = gz.finish().unwrap();
         let mut b = Body::of(&gz, gz.len() as u64, "gzip");
-        let how = mask_body(&mut b, &scanner, 1 << 20).unwrap();
-        assert_eq!(how, "decoded+mask");
+        let how = mask_body(&mut b, &scanner, &key, 1 << 20).unwrap();
+        assert_eq!(how, "decoded+pseudonym");
         assert_eq!(b.enc, "identity");
         let t = b.text.unwrap();
         assert!(!t.contains("4111 1111 1111 1111"), "{t}");
-        assert_eq!(t.len(), text.len(), "masking keeps the length");
+        assert_eq!(t.len(), text.len(), "a pseudonym keeps the length");
+        // Still a card, so a replay's DLP finds it; the same card gets the same pseudonym.
+        assert!(scanner
+            .scan(t.as_bytes(), 0)
+            .iter()
+            .any(|m| m.detector == rampart_dlp::Detector::PaymentCard));
+        let mut again = Body::of(text, text.len() as u64, "identity");
+        mask_body(&mut again, &scanner, &key, 1 << 20);
+        assert_eq!(again.text.as_deref(), Some(t.as_str()));
+        // A secret has no pseudonym: it is masked.
+        let secret = br#"{"k":"AKIAZ7QRS2LMN4XPQ3TD"}"#;
+        let mut s = Body::of(secret, secret.len() as u64, "identity");
+        assert_eq!(
+            mask_body(&mut s, &scanner, &key, 1 << 20).as_deref(),
+            Some("mask")
+        );
+        assert!(s.text.unwrap().contains("********************"));
 
         let mut clean = Body::of(b"{}", 2, "identity");
-        assert_eq!(mask_body(&mut clean, &scanner, 1 << 20), None);
+        assert_eq!(mask_body(&mut clean, &scanner, &key, 1 << 20), None);
 
         let mut cut = Body::of(&gz[..10], gz.len() as u64, "gzip");
-        assert!(mask_body(&mut cut, &scanner, 1 << 20)
+        assert!(mask_body(&mut cut, &scanner, &key, 1 << 20)
             .unwrap()
             .starts_with("dropped"));
         assert_eq!(cut.omitted.as_deref(), Some("policy"));

@@ -34,7 +34,7 @@ impl std::str::FromStr for Format {
 }
 
 /// One usable exchange.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     /// Where it came from: `file.jsonl:12` or `file.har#3` (entry index).
     pub source: String,
@@ -56,7 +56,7 @@ pub struct Skipped {
 }
 
 /// What a file held.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Traffic {
     /// The usable exchanges, in file order.
     pub entries: Vec<Entry>,

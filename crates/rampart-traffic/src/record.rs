@@ -38,7 +38,7 @@ pub struct RedactionInfo {
 }
 
 /// One recorded exchange.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The format's major version (`1`), on every line: files get concatenated.
     pub v: u32,
@@ -199,7 +199,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// What the gateway decided, as recorded.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// The API the request was routed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,7 +228,7 @@ pub struct Outcome {
 }
 
 /// A principal as recorded: names, never credentials.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordedPrincipal {
     /// The consumer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +242,10 @@ pub struct RecordedPrincipal {
     /// Its scopes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// The claims of its token (authorization policies read them), with sensitive values
+    /// replaced as in bodies.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One finding of one stage.

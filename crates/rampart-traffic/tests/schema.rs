@@ -63,6 +63,10 @@ fn full() -> Record {
                 method: "jwt".into(),
                 groups: vec!["buyers".into()],
                 scopes: vec![],
+                claims: serde_json::json!({"sub": "1", "tenant": "t-9"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
             }),
             decisions: vec![Decision {
                 stage: "waf.crs".into(),

@@ -333,6 +333,13 @@ events:
   sqlite: events.db
   jsonl: events.jsonl
   access_log: access.log
+
+# Every exchange recorded (secrets replaced by HMACs, sensitive data masked) for
+# `rampart replay` (docs/replay.md).
+recording:
+  enabled: true
+  sample_rate: 1
+  path: traffic.jsonl
 "#
     )
 }
@@ -468,6 +475,7 @@ Rampart demo is running.
   config      {config}   (edit it: the gateway reloads on save)
   openapi     {spec}   (the demo API's OpenAPI 3.1 document, enforced)
   events      {events}   (SQLite) and {jsonl} (JSON lines)
+  traffic     {traffic}   (every exchange recorded, for rampart replay)
   CRS         {crs_line}
 
 Try:
@@ -506,6 +514,7 @@ The partner API (authentication and authorization, docs/auth.md):
   curl -s "{admin}/api/v1/events?stage=waf&limit=5" -H 'Authorization: Bearer {token}'
   curl -s -X POST {admin}/api/v1/bans -H 'Authorization: Bearer {token}' -d '{{"target":"198.51.100.99","seconds":600}}' -H 'content-type: application/json'
   rampart rules test {rules_test}   # the demo's rules, unit-tested offline
+  rampart replay -c {config} {traffic}   # the recorded traffic through the config, offline (edit a copy of the config and add --baseline {config})
 
 Press Ctrl-C to stop.
 "#,
@@ -514,6 +523,7 @@ Press Ctrl-C to stop.
         events = dir.join("events.db").display(),
         jsonl = dir.join("events.jsonl").display(),
         rules_test = dir.join("rules.test.yaml").display(),
+        traffic = dir.join("traffic.jsonl").display(),
         crs_line = match &crs {
             Some(d) => format!("the OWASP CRS from {} (paranoia level 1, blocking)", d.display()),
             None => "not found: the demo runs without managed rules. Install it (apt-get install modsecurity-crs) or point RAMPART_CRS at a CRS checkout (https://github.com/coreruleset/coreruleset)".to_owned(),

@@ -469,7 +469,22 @@ fn replay(args: &Args) -> Result<(Report, bool), String> {
             with_responses,
             now_ms,
         };
-        let run = rt.block_on(run_one(&snap, e, &opts));
+        let mut run = rt.block_on(run_one(&snap, e, &opts));
+        let recorded = recorded_decision(&e.record);
+        if let Some(rec) = &recorded {
+            // The recorder masked sensitive data in a body: the stages that read it saw the
+            // mask, not the data. Where that changes the decision, it is not a decision.
+            let masked = e
+                .record
+                .redactions
+                .iter()
+                .any(|x| x.where_.ends_with(".body") && x.how.contains("mask"));
+            if masked && !same_outcome(rec, &run.decided) {
+                run.decided = Decided::Undecided {
+                    why: "the recorder masked sensitive data in a body, and the stages reading it decided otherwise on the mask".into(),
+                };
+            }
+        }
         let request = describe(&e.record);
         let request_id = e.record.id.clone();
 
@@ -589,8 +604,10 @@ fn replay(args: &Args) -> Result<(Report, bool), String> {
             });
         }
         // What the gateway decided when it recorded the request, where it says.
-        if let Some(rec) = recorded_decision(&e.record) {
-            if !same_outcome(&rec, &run.decided) {
+        if let Some(rec) = &recorded {
+            // Undecided is counted on its own, not as a different decision.
+            let undecided = matches!(run.decided, Decided::Undecided { .. });
+            if !undecided && !same_outcome(rec, &run.decided) {
                 mismatches.push(Change {
                     index,
                     source: e.source.clone(),
@@ -806,6 +823,11 @@ async fn run_one(snap: &Snapshot, e: &Entry, o: &RunOpts) -> Run {
             }
         }
     };
+    let read_failed = r
+        .req
+        .body
+        .as_ref()
+        .is_some_and(|b| b.omitted.as_deref() == Some("read_failed"));
     let body = match r.req.body.as_ref().map(rampart_traffic::Body::bytes) {
         Some(Ok(Some(b))) => {
             if r.req.body.as_ref().is_some_and(|b| !b.is_whole()) {
@@ -891,14 +913,20 @@ async fn run_one(snap: &Snapshot, e: &Entry, o: &RunOpts) -> Run {
             .iter()
             .any(|d| d.stage == "authn" && d.outcome == "block")
     });
-    decide(
+    let mut run = decide(
         out,
         redacted_credentials,
         recorded_authn_block,
         principal_from_record,
         response_given,
         undecided_why,
-    )
+    );
+    if read_failed {
+        run.decided = Decided::Undecided {
+            why: "the request body could not be read live (too slow, too large or cut off): a connection-level failure a replay cannot reproduce".into(),
+        };
+    }
+    run
 }
 
 fn decide(
@@ -973,7 +1001,7 @@ fn principal_of(p: &rampart_traffic::record::RecordedPrincipal) -> Principal {
         consumer: p.consumer.clone(),
         groups: p.groups.clone(),
         method: p.method.clone(),
-        claims: serde_json::Map::new(),
+        claims: p.claims.clone(),
         scopes: p.scopes.clone(),
     }
 }

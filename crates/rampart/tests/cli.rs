@@ -453,6 +453,36 @@ async fn demo_serves_and_blocks() {
         c.get(&format!("{base}/nothing-here")).await.unwrap().status,
         404
     );
+    // Everything so far was recorded; replayed with the same configuration, every decision
+    // is the one the gateway made.
+    let traffic = dir.join("traffic.jsonl");
+    for _ in 0..50 {
+        if std::fs::read_to_string(&traffic).is_ok_and(|t| t.lines().count() > 20) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = rampart()
+        .args(["replay", "--report", "json", "--fail-on", "mismatch", "-c"])
+        .arg(dir.join("rampart.yaml"))
+        .arg(&traffic)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{report:#}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report["summary"]["requests"].as_u64().unwrap() > 20,
+        "{report:#}"
+    );
+    assert!(
+        report["summary"]["blocked"].as_u64().unwrap() > 5,
+        "{report:#}"
+    );
     let m = c
         .get(&format!("http://127.0.0.1:{admin}/metrics"))
         .await
