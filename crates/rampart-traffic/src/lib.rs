@@ -8,7 +8,7 @@
 //!   with its reason instead of dropped silently.
 //! - [`redact`]: secrets replaced by keyed HMACs (equal tokens stay equal, so sessions survive
 //!   redaction; the secret is gone).
-//! - [`write`]: the recorder's writer: one header line per file, rotation by size and count,
+//! - [`mod@write`]: the recorder's writer: one header line per file, rotation by size and count,
 //!   files readable by their owner only.
 //!
 //! No HTTP server and no clock in here: the gateway and the `rampart` binary bring those.
