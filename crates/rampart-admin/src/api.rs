@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<Arc<AdminState>> {
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/bans", get(bans).post(add_ban).delete(remove_ban))
         .route("/api/v1/ratelimits", get(ratelimits))
+        .route("/api/v1/discovery", get(discovery))
         .route("/api/v1/config", get(config))
         .route("/api/v1/reload", get(last_reload).post(reload))
 }
@@ -591,6 +592,35 @@ async fn ratelimits(State(st): St) -> Response {
     Json(json!({
         "window_secs": 3600,
         "limited": st.shared.live.limited(st.now_ms(), 3_600_000),
+    }))
+    .into_response()
+}
+
+async fn discovery(State(st): St) -> Response {
+    let Some(d) = st.shared.discovery.load_full() else {
+        return Json(json!({ "enabled": false, "apis": [] })).into_response();
+    };
+    let learned = d.learned();
+    let apis: Vec<Value> = learned
+        .apis
+        .iter()
+        .map(|(api, (endpoints, usage))| {
+            json!({
+                "api": api,
+                "endpoints": endpoints.iter().map(|e| json!({
+                    "method": e.method, "template": e.template, "hits": e.hits,
+                })).collect::<Vec<_>>(),
+                "nodes": usage.nodes,
+                "bytes": usage.bytes,
+                "refused": usage.refused,
+            })
+        })
+        .collect();
+    Json(json!({
+        "enabled": true,
+        "observed": d.learned.load(std::sync::atomic::Ordering::Relaxed),
+        "dropped": d.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        "apis": apis,
     }))
     .into_response()
 }

@@ -34,6 +34,7 @@ pub(crate) fn routes(state: Arc<AdminState>) -> Router<Arc<AdminState>> {
         .route("/ui/events/export", get(export))
         .route("/ui/events/{id}", get(event))
         .route("/ui/apis", get(apis))
+        .route("/ui/discovery", get(discovery))
         .route("/ui/rules", get(rules))
         .route("/ui/bans", get(bans).post(add_ban))
         .route("/ui/bans/remove", post(remove_ban))
@@ -641,6 +642,49 @@ struct ApisPage {
     head: Head,
     apis: Vec<String>,
     rows: Vec<TrafficView>,
+}
+
+/// A learned endpoint, as the discovery page shows it.
+struct LearnedView {
+    api: String,
+    method: String,
+    template: String,
+    hits: u64,
+}
+
+#[derive(Template)]
+#[template(path = "discovery.html")]
+struct DiscoveryPage {
+    head: Head,
+    enabled: bool,
+    rows: Vec<LearnedView>,
+    /// Per API: nodes and approximate bytes.
+    usage: Vec<(String, usize, usize)>,
+}
+
+async fn discovery(State(st): St, req: Request) -> Response {
+    let session = session_of(&req);
+    let d = st.shared.discovery.load_full();
+    let learned = d.as_ref().map(|d| d.learned()).unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut usage = Vec::new();
+    for (api, (endpoints, u)) in &learned.apis {
+        usage.push((api.clone(), u.nodes, u.bytes));
+        for e in endpoints {
+            rows.push(LearnedView {
+                api: api.clone(),
+                method: e.method.clone(),
+                template: e.template.clone(),
+                hits: e.hits,
+            });
+        }
+    }
+    render(&DiscoveryPage {
+        head: head(&st, &session, None),
+        enabled: d.is_some(),
+        rows,
+        usage,
+    })
 }
 
 async fn apis(State(st): St, req: Request) -> Response {

@@ -686,3 +686,76 @@ async fn the_admin_listener_can_require_client_certificates() {
         .is_err());
     gw.shutdown().await;
 }
+
+/// API discovery: traffic through the gateway becomes templates on `/api/v1/discovery`;
+/// blocked requests and failures teach nothing; `discovery.enabled: false` says so.
+#[tokio::test]
+async fn discovery_learns_templates_from_traffic() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::start(&yaml(&up.url(), "")).await;
+    let a = Admin::new(&gw);
+    let mut n = 0;
+    for i in 1..=30 {
+        assert_eq!(send(&gw, &format!("/items/{i}"), &[]).await, 200);
+        n += 1;
+    }
+    for _ in 0..3 {
+        assert_eq!(send(&gw, "/items/search", &[]).await, 200);
+        assert_eq!(send(&gw, "/status/500", &[]).await, 500);
+        assert_eq!(
+            send(&gw, "/attack/1", &[("user-agent", "sqlmap")]).await,
+            403
+        );
+        n += 3;
+    }
+    settle(&gw, &a, n).await;
+    let mut templates = Vec::new();
+    for _ in 0..100 {
+        let d = a.json("/api/v1/discovery").await;
+        assert_eq!(d["enabled"], true);
+        if d["observed"].as_u64().unwrap() >= 36 {
+            let app = d["apis"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["api"] == "app")
+                .unwrap()
+                .clone();
+            templates = app["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {}",
+                        e["method"].as_str().unwrap(),
+                        e["template"].as_str().unwrap(),
+                        e["hits"]
+                    )
+                })
+                .collect();
+            assert!(app["nodes"].as_u64().unwrap() >= 3);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        templates,
+        // The first request's `items` was only staged (a word becomes a node at its second
+        // sighting): 29 of the 30 count.
+        ["GET /items/search 3", "GET /items/{int} 29"],
+        "the 500s and the blocked requests created nothing"
+    );
+    assert_eq!(
+        a.call(Method::GET, "/api/v1/discovery", None, "")
+            .await
+            .status,
+        401
+    );
+    gw.shutdown().await;
+
+    let gw = TestGateway::start(&yaml(&up.url(), "discovery: { enabled: false }")).await;
+    let d = Admin::new(&gw).json("/api/v1/discovery").await;
+    assert_eq!(d["enabled"], false);
+    gw.shutdown().await;
+}

@@ -395,6 +395,15 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .unwrap();
     wait_text(c, "#operations", |t| t.contains("app")).await;
     shot(c, "apis").await;
+    // What discovery learned from the same traffic.
+    c.find(Locator::Id("nav-discovery"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "#learned", |t| t.contains("GET /json")).await;
+    shot(c, "discovery").await;
     c.find(Locator::Id("nav-config"))
         .await
         .unwrap()

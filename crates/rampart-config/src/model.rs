@@ -69,6 +69,31 @@ pub struct ConfigFile {
     /// Recording traffic for `rampart replay` (off by default).
     #[serde(default)]
     pub recording: RecordingConfig,
+    /// API discovery: endpoints learned from traffic.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+}
+
+/// API discovery (docs/discovery.md).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Learn at all.
+    pub enabled: bool,
+    /// Observations queued towards the worker; beyond, dropped and counted.
+    pub channel_capacity: u32,
+    /// Trie nodes per API at most.
+    pub max_nodes_per_api: u32,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            channel_capacity: 65_536,
+            max_nodes_per_api: 50_000,
+        }
+    }
 }
 
 /// The traffic recorder: exchanges written as `rampart-traffic/1` JSON lines.

@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub limit_store: Option<rampart_stages::ratelimit::Backend>,
     /// The traffic recorder, when enabled.
     pub recording: Option<Recording>,
+    /// API discovery, when enabled.
+    pub discovery: Option<DiscoverySettings>,
     /// The source text and where it came from, for redacted display and diffs.
     pub source: Source,
 }
@@ -179,6 +181,15 @@ impl HostPattern {
             Self::Wildcard(s) => (host.len() > s.len() && host.ends_with(s.as_str())).then_some(1),
         }
     }
+}
+
+/// API discovery, compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiscoverySettings {
+    /// The queue's capacity.
+    pub channel_capacity: usize,
+    /// Trie nodes per API at most.
+    pub max_nodes_per_api: usize,
 }
 
 /// The traffic recorder, compiled.

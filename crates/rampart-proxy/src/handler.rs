@@ -119,6 +119,7 @@ async fn handle_inner(
         upstream_error: false,
         finished: false,
         rec: None,
+        content_type: None,
     };
     if let Some(r) = &*shared.recorder.load() {
         if r.sample() {
@@ -446,6 +447,7 @@ async fn handle_inner(
         tokio::spawn(tunnel(client, upstream));
     }
     fin.status = rparts.status.as_u16();
+    fin.content_type = rparts.headers.get(header::CONTENT_TYPE).cloned();
     let inspect = api.pipeline.needs_response_body();
     let mut upstream = held_conn.map(|c| (pool.clone(), chosen, c));
     // A stage that must see the whole body before the client gets any of it (response schema
@@ -891,6 +893,8 @@ struct Finish {
         Arc<crate::recorder::Recorder>,
         Box<crate::recorder::Capture>,
     )>,
+    /// The upstream response's media type (for discovery).
+    content_type: Option<HeaderValue>,
 }
 
 impl Finish {
@@ -1026,6 +1030,31 @@ impl Finish {
                 "blocked_by": blocked_by,
             });
             self.shared.events.access(line.to_string());
+        }
+        // Discovery learns from what the upstream answered, unblocked, outside the declared
+        // operations.
+        if blocked_by.is_none() && !self.upstream_error {
+            if let (Some(d), Some(route)) = (&*self.shared.discovery.load(), &self.x.route) {
+                if route.operation.is_none() && self.status != 0 {
+                    let content_type = self
+                        .content_type
+                        .as_ref()
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split(';').next())
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned();
+                    d.observe(crate::discovery::Observation {
+                        api: route.api.clone(),
+                        method: http::Method::from_bytes(self.method.as_bytes())
+                            .unwrap_or(http::Method::GET),
+                        path: std::mem::take(&mut self.path),
+                        status: self.status,
+                        content_type,
+                        size: self.bytes_out,
+                    });
+                }
+            }
         }
         if let Some((recorder, capture)) = self.rec.take() {
             let dur_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);

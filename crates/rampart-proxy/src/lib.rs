@@ -8,6 +8,7 @@
 
 pub mod body;
 mod conn;
+pub mod discovery;
 pub mod events;
 mod forwarded;
 mod handler;

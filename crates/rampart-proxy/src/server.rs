@@ -84,6 +84,9 @@ pub struct Shared {
     /// The traffic recorder, when the configuration enables it (replaced when a reload
     /// changes its settings).
     pub recorder: arc_swap::ArcSwapOption<crate::recorder::Recorder>,
+    /// API discovery, when the configuration enables it (kept across reloads, so what was
+    /// learned stays).
+    pub discovery: arc_swap::ArcSwapOption<crate::discovery::Discovery>,
 }
 
 /// Per-connection bookkeeping.
@@ -180,8 +183,10 @@ impl Gateway {
             metrics,
             live: LiveStats::new(SystemClock.now_ms()),
             recorder: arc_swap::ArcSwapOption::empty(),
+            discovery: arc_swap::ArcSwapOption::empty(),
         });
         start_recorder(&shared, &snapshot);
+        start_discovery(&shared, &snapshot);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let conns = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -351,6 +356,9 @@ pub async fn apply_reload(shared: &Shared, snapshot: Snapshot) -> ReloadOutcome 
         if snapshot.recording != current.recording {
             start_recorder(shared, &snapshot);
         }
+        if snapshot.discovery != current.discovery {
+            start_discovery(shared, &snapshot);
+        }
         shared.state.store(Arc::new(State::new(Arc::new(snapshot))));
         tracing::info!("Configuration reloaded.");
         ReloadOutcome::Applied
@@ -387,6 +395,19 @@ fn start_recorder(shared: &Shared, snapshot: &Snapshot) {
         },
     };
     shared.recorder.store(next);
+}
+
+/// Starts discovery when `snapshot` enables it and it is not running, stops it when it does
+/// not; a running worker keeps what it learned.
+fn start_discovery(shared: &Shared, snapshot: &Snapshot) {
+    match &snapshot.discovery {
+        None => shared.discovery.store(None),
+        Some(_) if shared.discovery.load().is_some() => {}
+        Some(s) => match crate::discovery::Discovery::start(s) {
+            Ok(d) => shared.discovery.store(Some(d)),
+            Err(e) => tracing::error!(error = %e, "API discovery could not start."),
+        },
+    }
 }
 
 fn record(shared: &Shared, outcome: &ReloadOutcome) {

@@ -19,8 +19,8 @@ use crate::model::{
     ApiConfig, ConfigFile, EventsConfig, LimitsConfig, ListenerConfig, ProxyConfig, UpstreamConfig,
 };
 use crate::snapshot::{
-    Admin, Api, Events, HostPattern, Limits, Listener, Output, ProxySettings, Recording, Snapshot,
-    Source, Target, Upstream,
+    Admin, Api, DiscoverySettings, Events, HostPattern, Limits, Listener, Output, ProxySettings,
+    Recording, Snapshot, Source, Target, Upstream,
 };
 
 pub use pipeline::{build_pipeline, ApiStages};
@@ -160,6 +160,24 @@ pub fn compile(
             .collect()
     });
     let events = cx.at("events", |cx| compile_events(&file.events, base_dir, cx));
+    let discovery = cx.at("discovery", |cx| {
+        let d = &file.discovery;
+        let mut ok = true;
+        if d.channel_capacity == 0 {
+            cx.at("channel_capacity", |cx| cx.error("must be greater than 0"));
+            ok = false;
+        }
+        if d.max_nodes_per_api < 100 {
+            cx.at("max_nodes_per_api", |cx| cx.error("must be at least 100"));
+            ok = false;
+        }
+        ok.then(|| {
+            d.enabled.then_some(DiscoverySettings {
+                channel_capacity: d.channel_capacity as usize,
+                max_nodes_per_api: d.max_nodes_per_api as usize,
+            })
+        })
+    });
     let recording = cx.at("recording", |cx| {
         compile_recording(&file.recording, base_dir, cx)
     });
@@ -192,6 +210,7 @@ pub fn compile(
         lists,
         events: events?,
         recording: recording?,
+        discovery: discovery?,
         proxy: proxy?,
         key_sources: auth.key_sources,
         limit_store,
