@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<Arc<AdminState>> {
         .route("/api/v1/bans", get(bans).post(add_ban).delete(remove_ban))
         .route("/api/v1/ratelimits", get(ratelimits))
         .route("/api/v1/discovery", get(discovery))
+        .route("/api/v1/discovery/findings", get(discovery_findings))
         .route("/api/v1/config", get(config))
         .route("/api/v1/reload", get(last_reload).post(reload))
 }
@@ -623,6 +624,15 @@ async fn discovery(State(st): St) -> Response {
         "apis": apis,
     }))
     .into_response()
+}
+
+async fn discovery_findings(State(st): St) -> Response {
+    let Some(d) = st.shared.discovery.load_full() else {
+        return Json(json!({ "enabled": false, "findings": [] })).into_response();
+    };
+    let snap = st.shared.state.load().snapshot.clone();
+    let findings = d.spec_diff(&snap, &d.learned(), &st.shared.live.traffic(), st.now_ms());
+    Json(json!({ "enabled": true, "findings": findings })).into_response()
 }
 
 async fn config(State(st): St) -> Response {

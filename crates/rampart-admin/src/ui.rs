@@ -660,12 +660,19 @@ struct DiscoveryPage {
     rows: Vec<LearnedView>,
     /// Per API: nodes and approximate bytes.
     usage: Vec<(String, usize, usize)>,
+    /// Differences with the declared documents.
+    findings: Vec<rampart_proxy::discovery::SpecFinding>,
 }
 
 async fn discovery(State(st): St, req: Request) -> Response {
     let session = session_of(&req);
     let d = st.shared.discovery.load_full();
     let learned = d.as_ref().map(|d| d.learned()).unwrap_or_default();
+    let snap = st.shared.state.load().snapshot.clone();
+    let findings = d
+        .as_ref()
+        .map(|d| d.spec_diff(&snap, &learned, &st.shared.live.traffic(), st.now_ms()))
+        .unwrap_or_default();
     let mut rows = Vec::new();
     let mut usage = Vec::new();
     for (api, (endpoints, u)) in &learned.apis {
@@ -684,6 +691,7 @@ async fn discovery(State(st): St, req: Request) -> Response {
         enabled: d.is_some(),
         rows,
         usage,
+        findings,
     })
 }
 

@@ -759,3 +759,109 @@ async fn discovery_learns_templates_from_traffic() {
     assert_eq!(d["enabled"], false);
     gw.shutdown().await;
 }
+
+const PETS: &str = r#"{
+  "openapi": "3.1.0",
+  "info": {"title": "pets", "version": "1"},
+  "servers": [{"url": "/v1"}],
+  "paths": {
+    "/pets": {"get": {"operationId": "listPets", "responses": {"200": {"description": "ok"}}}},
+    "/pets/{petId}": {
+      "parameters": [{"name": "petId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+      "get": {"operationId": "getPet", "responses": {"200": {"description": "ok"}}},
+      "delete": {"operationId": "deletePet", "deprecated": true, "responses": {"200": {"description": "ok"}}}
+    },
+    "/pets/{petId}/photos": {
+      "parameters": [{"name": "petId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+      "post": {"operationId": "addPhoto", "responses": {"201": {"description": "ok"}}}
+    }
+  }
+}"#;
+
+/// Spec diff: an undeclared path is a shadow, an undeclared method on a declared path a
+/// method-shadow, a deprecated operation still called a zombie, a declared one never called
+/// an orphan (here after 0 s of watching; 30 days by default).
+#[tokio::test]
+async fn discovery_compares_traffic_with_the_declared_document() {
+    let up = TestUpstream::start().await;
+    let cfg = format!(
+        r#"
+listeners:
+  - {{ name: public, bind: 127.0.0.1:0 }}
+admin: {{ bind: 127.0.0.1:0, token: {TOKEN} }}
+upstreams:
+  app: {{ targets: ["{up}"] }}
+apis:
+  - name: pets
+    base_path: /v1
+    upstream: app
+    openapi: pets.json
+    schema: {{ request: monitor, response: "off", unknown_endpoints: monitor }}
+discovery: {{ orphan_after_secs: 0 }}
+events: {{ sqlite: "off" }}
+"#,
+        up = up.url()
+    );
+    let gw = TestGateway::start_with(&cfg, &[("pets.json", PETS)]).await;
+    let a = Admin::new(&gw);
+    let c = HttpClient::new();
+    let call = |m: &str, p: &str| {
+        Request::builder()
+            .method(m)
+            .uri(gw.url("public", p))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let mut n = 0;
+    for (m, p) in [
+        ("GET", "/v1/pets"),
+        ("GET", "/v1/pets/1"),
+        ("DELETE", "/v1/pets/5"),
+        ("DELETE", "/v1/pets/6"),
+        ("PUT", "/v1/pets/7"),
+        ("PUT", "/v1/pets/8"),
+        ("PUT", "/v1/pets/9"),
+        ("GET", "/v1/admin/export"),
+        ("GET", "/v1/admin/export"),
+        ("GET", "/v1/admin/export"),
+    ] {
+        assert_eq!(c.send(call(m, p)).await.unwrap().status, 200, "{m} {p}");
+        n += 1;
+    }
+    settle(&gw, &a, n).await;
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        let d = a.json("/api/v1/discovery").await;
+        if d["observed"].as_u64().unwrap() >= 6 {
+            let f = a.json("/api/v1/discovery/findings").await;
+            found = f["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{} {} {} {} {}",
+                        x["kind"].as_str().unwrap(),
+                        x["method"].as_str().unwrap(),
+                        x["template"].as_str().unwrap(),
+                        x["operation"].as_str().unwrap_or("-"),
+                        x["requests"]
+                    )
+                })
+                .collect();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        found,
+        [
+            // The first sighting of a new word is only staged: 2 of 3 count.
+            "shadow GET /v1/admin/export - 2",
+            "method-shadow PUT /v1/pets/{int} - 2",
+            "zombie DELETE /pets/{petId} deletePet 2",
+            "orphan POST /pets/{petId}/photos addPhoto 0",
+        ]
+    );
+    gw.shutdown().await;
+}

@@ -403,6 +403,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .await
         .unwrap();
     wait_text(c, "#learned", |t| t.contains("GET /json")).await;
+    wait_text(c, "#no-findings", |t| t.contains("No differences")).await;
     shot(c, "discovery").await;
     c.find(Locator::Id("nav-config"))
         .await

@@ -84,6 +84,9 @@ pub struct DiscoveryConfig {
     pub channel_capacity: u32,
     /// Trie nodes per API at most.
     pub max_nodes_per_api: u32,
+    /// A declared operation without traffic is an orphan only once discovery has watched
+    /// this long.
+    pub orphan_after_secs: u64,
 }
 
 impl Default for DiscoveryConfig {
@@ -92,6 +95,7 @@ impl Default for DiscoveryConfig {
             enabled: true,
             channel_capacity: 65_536,
             max_nodes_per_api: 50_000,
+            orphan_after_secs: 30 * 86_400,
         }
     }
 }

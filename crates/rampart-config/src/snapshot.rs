@@ -147,6 +147,11 @@ pub struct Target {
 /// A compiled API.
 #[derive(Debug)]
 pub struct Api {
+    /// The operations its OpenAPI document declares (empty without one).
+    pub declared: Vec<DeclaredOp>,
+    /// The path prefixes the declared templates are under (the document's server paths
+    /// under the base path).
+    pub declared_prefixes: Vec<String>,
     /// Its name.
     pub name: Arc<str>,
     /// Host patterns.
@@ -183,6 +188,19 @@ impl HostPattern {
     }
 }
 
+/// An operation an API's OpenAPI document declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeclaredOp {
+    /// The operation id (or `METHOD /template`).
+    pub id: Arc<str>,
+    /// The method.
+    pub method: String,
+    /// The path template, relative to the API's base path.
+    pub path: String,
+    /// Marked `deprecated: true`.
+    pub deprecated: bool,
+}
+
 /// API discovery, compiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiscoverySettings {
@@ -190,6 +208,9 @@ pub struct DiscoverySettings {
     pub channel_capacity: usize,
     /// Trie nodes per API at most.
     pub max_nodes_per_api: usize,
+    /// How long discovery watches before it calls a declared operation without traffic an
+    /// orphan.
+    pub orphan_after: std::time::Duration,
 }
 
 /// The traffic recorder, compiled.

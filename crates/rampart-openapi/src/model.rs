@@ -67,6 +67,8 @@ pub struct Operation {
     pub path: String,
     /// Settings from `x-rampart`.
     pub overrides: OpOverrides,
+    /// The document marks it `deprecated: true`.
+    pub deprecated: bool,
     params: Vec<Param>,
     body: Option<BodySpec>,
     responses: Vec<(StatusKey, ResponseSpec)>,
@@ -465,6 +467,7 @@ impl Builder<'_> {
             method,
             path: path.to_owned(),
             overrides,
+            deprecated: op.get("deprecated") == Some(&Value::Bool(true)),
             params,
             body,
             responses,

@@ -19,6 +19,7 @@ fn bench(c: &mut Criterion) {
     let d = Discovery::start(&DiscoverySettings {
         channel_capacity: 65_536,
         max_nodes_per_api: 50_000,
+        orphan_after: std::time::Duration::from_secs(86_400),
     })
     .expect("start the worker");
     let api: Arc<str> = Arc::from("shop");

@@ -9,7 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
+use rampart_config::Snapshot;
 use rampart_discovery::{Config, Endpoint, Learner, Observation as Seen, Usage};
+use serde::Serialize;
+
+use crate::stats::TrafficRow;
 
 /// Discovery settings, compiled.
 pub use rampart_config::DiscoverySettings;
@@ -47,6 +51,9 @@ pub struct Discovery {
     pub dropped: AtomicU64,
     /// Observations learned.
     pub learned: Arc<AtomicU64>,
+    /// When discovery started watching (milliseconds since the epoch).
+    pub started_ms: u64,
+    orphan_after_ms: u64,
 }
 
 impl Discovery {
@@ -68,6 +75,10 @@ impl Discovery {
             learners,
             dropped: AtomicU64::new(0),
             learned,
+            started_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            orphan_after_ms: u64::try_from(s.orphan_after.as_millis()).unwrap_or(u64::MAX),
         }))
     }
 
@@ -92,6 +103,114 @@ impl Discovery {
         }
         out
     }
+}
+
+/// A difference between what an API declares and the traffic it gets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SpecFinding {
+    /// `shadow` (called, not declared), `method-shadow` (the path is declared, not the
+    /// method), `orphan` (declared, no traffic since discovery started watching, for at least
+    /// `orphan_after`), `zombie` (declared deprecated, still called).
+    pub kind: &'static str,
+    /// The API.
+    pub api: String,
+    /// The method.
+    pub method: String,
+    /// The learned template (shadows) or the declared one.
+    pub template: String,
+    /// The declared operation, for orphans and zombies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Requests seen.
+    pub requests: u64,
+}
+
+impl Discovery {
+    /// The differences between each API's declared operations and its traffic.
+    pub fn spec_diff(
+        &self,
+        snap: &Snapshot,
+        learned: &Learned,
+        traffic: &[TrafficRow],
+        now_ms: u64,
+    ) -> Vec<SpecFinding> {
+        let watched = now_ms.saturating_sub(self.started_ms) >= self.orphan_after_ms;
+        let mut out = Vec::new();
+        for api in &snap.apis {
+            if api.declared.is_empty() {
+                continue;
+            }
+            let prefixes: Vec<Vec<&str>> = api
+                .declared_prefixes
+                .iter()
+                .map(|p| p.split('/').filter(|s| !s.is_empty()).collect())
+                .collect();
+            if let Some((endpoints, _)) = learned.apis.get(&*api.name) {
+                for e in endpoints {
+                    let segs: Vec<&str> = e.template.split('/').filter(|s| !s.is_empty()).collect();
+                    // Under each prefix the document's templates live under.
+                    let same_path: Vec<_> = api
+                        .declared
+                        .iter()
+                        .filter(|d| {
+                            prefixes.iter().any(|p| {
+                                segs.strip_prefix(p.as_slice())
+                                    .is_some_and(|rel| template_matches(&d.path, rel))
+                            })
+                        })
+                        .collect();
+                    let kind = if same_path.is_empty() {
+                        "shadow"
+                    } else if same_path.iter().any(|d| d.method == e.method) {
+                        continue; // declared since it was learned
+                    } else {
+                        "method-shadow"
+                    };
+                    out.push(SpecFinding {
+                        kind,
+                        api: api.name.to_string(),
+                        method: e.method.clone(),
+                        template: e.template.clone(),
+                        operation: None,
+                        requests: e.hits,
+                    });
+                }
+            }
+            for d in &api.declared {
+                let requests: u64 = traffic
+                    .iter()
+                    .filter(|t| t.api == *api.name && t.operation.as_deref() == Some(&*d.id))
+                    .map(|t| t.requests)
+                    .sum();
+                let kind = if d.deprecated && requests > 0 {
+                    "zombie"
+                } else if requests == 0 && watched {
+                    "orphan"
+                } else {
+                    continue;
+                };
+                out.push(SpecFinding {
+                    kind,
+                    api: api.name.to_string(),
+                    method: d.method.clone(),
+                    template: d.path.clone(),
+                    operation: Some(d.id.to_string()),
+                    requests,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Whether a declared template (`/pets/{petId}`) covers a learned one's segments
+/// (`pets`, `{int}`): the same length, a declared variable covers anything, literals equal.
+fn template_matches(declared: &str, learned: &[&str]) -> bool {
+    let d: Vec<&str> = declared.split('/').filter(|s| !s.is_empty()).collect();
+    d.len() == learned.len()
+        && d.iter()
+            .zip(learned)
+            .all(|(a, b)| (a.starts_with('{') && a.ends_with('}')) || a == b)
 }
 
 fn worker(

@@ -68,6 +68,8 @@ async fn start(up: &TestUpstream, oversize: &str, probe: Arc<BodyProbe>) -> Gate
         }]),
         max_inspect_bytes: a.max_inspect_bytes,
         oversize: a.oversize,
+        declared: Vec::new(),
+        declared_prefixes: Vec::new(),
     };
     snap.apis = vec![Arc::new(api)];
     Gateway::start(snap, None).await.unwrap()

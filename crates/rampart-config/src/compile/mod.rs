@@ -19,8 +19,8 @@ use crate::model::{
     ApiConfig, ConfigFile, EventsConfig, LimitsConfig, ListenerConfig, ProxyConfig, UpstreamConfig,
 };
 use crate::snapshot::{
-    Admin, Api, DiscoverySettings, Events, HostPattern, Limits, Listener, Output, ProxySettings,
-    Recording, Snapshot, Source, Target, Upstream,
+    Admin, Api, DeclaredOp, DiscoverySettings, Events, HostPattern, Limits, Listener, Output,
+    ProxySettings, Recording, Snapshot, Source, Target, Upstream,
 };
 
 pub use pipeline::{build_pipeline, ApiStages};
@@ -175,6 +175,7 @@ pub fn compile(
             d.enabled.then_some(DiscoverySettings {
                 channel_capacity: d.channel_capacity as usize,
                 max_nodes_per_api: d.max_nodes_per_api as usize,
+                orphan_after: Duration::from_secs(d.orphan_after_secs),
             })
         })
     });
@@ -635,6 +636,25 @@ fn compile_api(
             enforcement: Enforcement::Enforce,
             on_error: OnError::Deny,
         });
+    let declared: Vec<DeclaredOp> = schema
+        .as_ref()
+        .map(|s| {
+            s.spec()
+                .operations()
+                .iter()
+                .map(|o| DeclaredOp {
+                    id: o.id.clone(),
+                    method: o.method.as_str().to_owned(),
+                    path: o.path.clone(),
+                    deprecated: o.deprecated,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let declared_prefixes = schema
+        .as_ref()
+        .map(|s| s.prefixes().to_vec())
+        .unwrap_or_default();
     if let Some(schema) = &schema {
         let known: Vec<&str> = schema.spec().operations().iter().map(|o| &*o.id).collect();
         cx.at("authz", |cx| {
@@ -675,6 +695,8 @@ fn compile_api(
         .cloned()
         .collect();
     Some(Api {
+        declared,
+        declared_prefixes,
         name: Arc::from(a.name.as_str()),
         hosts,
         base_path,

@@ -210,6 +210,11 @@ impl Schema {
         &self.spec
     }
 
+    /// The path prefixes the document's templates are under (server paths, base path).
+    pub fn prefixes(&self) -> &[String] {
+        &self.prefixes
+    }
+
     /// An operation's mode for requests (`response: false`) or responses.
     fn mode(&self, op: usize, response: bool) -> Mode {
         self.modes
