@@ -41,6 +41,8 @@ pub(crate) fn routes() -> Router<Arc<AdminState>> {
         .route("/api/v1/ratelimits", get(ratelimits))
         .route("/api/v1/discovery", get(discovery))
         .route("/api/v1/discovery/findings", get(discovery_findings))
+        .route("/api/v1/discovery/openapi", get(discovery_openapi))
+        .route("/api/v1/discovery/overlay", get(discovery_overlay))
         .route("/api/v1/config", get(config))
         .route("/api/v1/reload", get(last_reload).post(reload))
 }
@@ -633,6 +635,95 @@ async fn discovery_findings(State(st): St) -> Response {
     let snap = st.shared.state.load().snapshot.clone();
     let findings = d.spec_diff(&snap, &d.learned(), &st.shared.live.traffic(), st.now_ms());
     Json(json!({ "enabled": true, "findings": findings })).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ApiParam {
+    api: String,
+}
+
+/// The learned endpoints of `?api=` as an OpenAPI 3.1 document.
+async fn discovery_openapi(
+    State(st): St,
+    p: Result<Query<ApiParam>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(p)) = p else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "?api=NAME is required",
+        );
+    };
+    let Some(d) = st.shared.discovery.load_full() else {
+        return error(StatusCode::CONFLICT, "discovery_off", "discovery is off");
+    };
+    let learned = d.learned();
+    let Some((endpoints, _)) = learned.apis.get(&p.api) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "nothing learned for this API",
+        );
+    };
+    Json(rampart_discovery::export::openapi(&p.api, endpoints)).into_response()
+}
+
+/// An OpenAPI Overlay adding the shadows and method-shadows of `?api=` to its declared
+/// document (paths relative to the document's server path).
+async fn discovery_overlay(
+    State(st): St,
+    p: Result<Query<ApiParam>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(p)) = p else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "?api=NAME is required",
+        );
+    };
+    let Some(d) = st.shared.discovery.load_full() else {
+        return error(StatusCode::CONFLICT, "discovery_off", "discovery is off");
+    };
+    let snap = st.shared.state.load().snapshot.clone();
+    let Some(api) = snap.apis.iter().find(|a| *a.name == *p.api) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such API");
+    };
+    if api.declared.is_empty() {
+        return error(
+            StatusCode::CONFLICT,
+            "no_document",
+            "this API declares no OpenAPI document",
+        );
+    }
+    let findings = d.spec_diff(&snap, &d.learned(), &st.shared.live.traffic(), st.now_ms());
+    let shadows: Vec<rampart_discovery::Endpoint> = findings
+        .iter()
+        .filter(|f| f.api == p.api && (f.kind == "shadow" || f.kind == "method-shadow"))
+        .map(|f| {
+            // Relative to the longest server path it is under.
+            let rel = api
+                .declared_prefixes
+                .iter()
+                .filter(|pre| !pre.is_empty() && f.template.starts_with(pre.as_str()))
+                .max_by_key(|pre| pre.len())
+                .map_or(f.template.as_str(), |pre| &f.template[pre.len()..]);
+            rampart_discovery::Endpoint {
+                method: f.method.clone(),
+                template: if rel.is_empty() {
+                    "/".to_owned()
+                } else {
+                    rel.to_owned()
+                },
+                hits: f.requests,
+            }
+        })
+        .collect();
+    Json(rampart_discovery::export::overlay(
+        &p.api,
+        "its declared OpenAPI document",
+        &shadows,
+    ))
+    .into_response()
 }
 
 async fn config(State(st): St) -> Response {

@@ -829,39 +829,75 @@ events: {{ sqlite: "off" }}
         n += 1;
     }
     settle(&gw, &a, n).await;
+    let want = [
+        // The first sighting of a new word is only staged: 2 of 3 count.
+        "shadow GET /v1/admin/export - 2",
+        "method-shadow PUT /v1/pets/{int} - 2",
+        "zombie DELETE /pets/{petId} deletePet 2",
+        "orphan POST /pets/{petId}/photos addPhoto 0",
+    ];
+    // The worker learns off the request path: wait until it has caught up.
     let mut found = Vec::new();
-    for _ in 0..100 {
-        let d = a.json("/api/v1/discovery").await;
-        if d["observed"].as_u64().unwrap() >= 6 {
-            let f = a.json("/api/v1/discovery/findings").await;
-            found = f["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| {
-                    format!(
-                        "{} {} {} {} {}",
-                        x["kind"].as_str().unwrap(),
-                        x["method"].as_str().unwrap(),
-                        x["template"].as_str().unwrap(),
-                        x["operation"].as_str().unwrap_or("-"),
-                        x["requests"]
-                    )
-                })
-                .collect();
+    for _ in 0..200 {
+        let f = a.json("/api/v1/discovery/findings").await;
+        found = f["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} {} {} {} {}",
+                    x["kind"].as_str().unwrap(),
+                    x["method"].as_str().unwrap(),
+                    x["template"].as_str().unwrap(),
+                    x["operation"].as_str().unwrap_or("-"),
+                    x["requests"]
+                )
+            })
+            .collect();
+        if found == want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(found, want);
+    // The learned API as OpenAPI 3.1, and the shadows as an Overlay on the declared document
+    // (paths relative to its server path).
+    let doc = a.json("/api/v1/discovery/openapi?api=pets").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/v1/admin/export", "/v1/pets/{petId}"], "{doc:#}");
     assert_eq!(
-        found,
-        [
-            // The first sighting of a new word is only staged: 2 of 3 count.
-            "shadow GET /v1/admin/export - 2",
-            "method-shadow PUT /v1/pets/{int} - 2",
-            "zombie DELETE /pets/{petId} deletePet 2",
-            "orphan POST /pets/{petId}/photos addPhoto 0",
-        ]
+        doc["paths"]["/v1/pets/{petId}"]["put"]["parameters"][0]["schema"]["type"],
+        "integer"
     );
+    let overlay = a.json("/api/v1/discovery/overlay?api=pets").await;
+    assert_eq!(overlay["overlay"], "1.0.0");
+    let added: Vec<String> = overlay["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|x| {
+            let u = x["update"].as_object().unwrap();
+            u.iter()
+                .flat_map(|(p, item)| {
+                    item.as_object()
+                        .unwrap()
+                        .keys()
+                        .map(move |m| format!("{m} {p}"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        added,
+        ["get /admin/export", "put /pets/{petId}"],
+        "{overlay:#}"
+    );
+    assert_eq!(
+        a.get("/api/v1/discovery/openapi?api=nope").await.status,
+        404
+    );
+    assert_eq!(a.get("/api/v1/discovery/openapi").await.status, 400);
     gw.shutdown().await;
 }

@@ -6,6 +6,7 @@
 //! observations off the request path.
 
 pub mod classify;
+pub mod export;
 pub mod learn;
 pub mod sketch;
 

@@ -133,3 +133,40 @@ fn templates_from_the_openapi_examples() {
         );
     }
 }
+
+/// What is learned from each example document exports as an OpenAPI 3.1 document that passes
+/// the official meta-schema and loads back into Rampart (its router then recognises the
+/// learned paths).
+#[test]
+fn learned_documents_are_valid_openapi_3_1() {
+    for doc in DOCS {
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(corpus().join(doc)).unwrap()).unwrap();
+        let ts = templates(&json);
+        let reqs = traffic(&ts, 100, 2_000, 9);
+        let mut l = Learner::with_key(Config::default(), Key(1, 2));
+        for (m, p, _) in &reqs {
+            l.observe(&Observation {
+                method: m,
+                path: p,
+                status: 200,
+                content_type: "application/json",
+                size: 500,
+            });
+        }
+        l.consolidate();
+        let endpoints = l.endpoints();
+        let out = rampart_discovery::export::openapi("example", &endpoints);
+        let text = serde_json::to_string_pretty(&out).unwrap();
+        let spec = rampart_openapi::load_str(Path::new("learned.json"), &text)
+            .unwrap_or_else(|e| panic!("{doc}: {e:?}\n{text}"));
+        // Every learned request routes to an operation of the exported document.
+        for (m, p, _) in reqs.iter().take(200) {
+            let method = http::Method::from_bytes(m.as_bytes()).unwrap();
+            match spec.route(&method, p, "") {
+                rampart_openapi::Route::Operation(..) => {}
+                other => panic!("{doc}: {m} {p} does not route: {other:?}\n{text}"),
+            }
+        }
+    }
+}
