@@ -9,6 +9,7 @@ pub mod classify;
 pub mod export;
 pub mod learn;
 pub mod recommend;
+pub mod schema;
 pub mod sketch;
 
 pub use learn::{shape, Config, Endpoint, Learner, Observation, Usage};
