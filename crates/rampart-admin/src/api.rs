@@ -43,6 +43,7 @@ pub(crate) fn routes() -> Router<Arc<AdminState>> {
         .route("/api/v1/discovery/findings", get(discovery_findings))
         .route("/api/v1/discovery/openapi", get(discovery_openapi))
         .route("/api/v1/discovery/overlay", get(discovery_overlay))
+        .route("/api/v1/discovery/recommendations", get(recommendations))
         .route("/api/v1/config", get(config))
         .route("/api/v1/reload", get(last_reload).post(reload))
 }
@@ -635,6 +636,86 @@ async fn discovery_findings(State(st): St) -> Response {
     let snap = st.shared.state.load().snapshot.clone();
     let findings = d.spec_diff(&snap, &d.learned(), &st.shared.live.traffic(), st.now_ms());
     Json(json!({ "enabled": true, "findings": findings })).into_response()
+}
+
+/// Rate-limit recommendations per API and learned endpoint, each with a rule in `log` mode.
+async fn recommendations(State(st): St) -> Response {
+    let Some(d) = st.shared.discovery.load_full() else {
+        return Json(json!({ "enabled": false, "apis": [] })).into_response();
+    };
+    let settings = rampart_discovery::recommend::Settings::default();
+    let apis: Vec<Value> = d
+        .recommendations(&settings)
+        .into_iter()
+        .map(|(api, (ip_based, recs))| {
+            let key = if ip_based {
+                "ip.src"
+            } else {
+                "identity.consumer"
+            };
+            let endpoints: Vec<Value> = recs
+                .iter()
+                .map(|(endpoint, r)| {
+                    let (method, template) = endpoint.split_once(' ').unwrap_or(("GET", endpoint));
+                    let rule = rampart_discovery::recommend::rule_yaml(
+                        &rule_name(endpoint),
+                        &rule_condition(method, template),
+                        key,
+                        r,
+                        &settings,
+                    );
+                    json!({
+                        "endpoint": endpoint,
+                        "sessions": r.sessions,
+                        "p50": r.p50, "p90": r.p90, "p99": r.p99, "p999": r.p999,
+                        "suggested": r.suggested,
+                        "confidence": r.confidence.as_str(),
+                        "reasons": r.reasons,
+                        "limited_share": r.limited_share,
+                        "heavy_tail": r.heavy_tail,
+                        "rule": rule,
+                    })
+                })
+                .collect();
+            json!({
+                "api": api,
+                "key_basis": if ip_based { "ip" } else { "consumer" },
+                "window_secs": settings.window_secs,
+                "endpoints": endpoints,
+            })
+        })
+        .collect();
+    Json(json!({ "enabled": true, "apis": apis })).into_response()
+}
+
+/// `rec-get-items-int` for `GET /items/{int}`.
+fn rule_name(endpoint: &str) -> String {
+    let mut s = String::from("rec");
+    for part in endpoint.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if !part.is_empty() {
+            s.push('-');
+            s.push_str(&part.to_ascii_lowercase());
+        }
+    }
+    s
+}
+
+/// A rules-language condition matching a learned endpoint's requests.
+fn rule_condition(method: &str, template: &str) -> String {
+    let mut re = String::from("^");
+    for seg in template.split('/').filter(|s| !s.is_empty()) {
+        re.push('/');
+        match seg {
+            "{int}" => re.push_str("[0-9]+"),
+            s if s.starts_with('{') => re.push_str("[^/]+"),
+            s => re.push_str(&regex::escape(s).replace('\\', "\\\\")),
+        }
+    }
+    if re == "^" {
+        re.push('/');
+    }
+    re.push('$');
+    format!("http.request.method == \"{method}\" and http.request.uri.path matches \"{re}\"")
 }
 
 #[derive(Debug, serde::Deserialize)]

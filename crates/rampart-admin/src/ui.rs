@@ -662,6 +662,8 @@ struct DiscoveryPage {
     usage: Vec<(String, usize, usize)>,
     /// Differences with the declared documents.
     findings: Vec<rampart_proxy::discovery::SpecFinding>,
+    /// Rate-limit recommendations: API, endpoint, sessions, p99, suggestion, confidence.
+    recs: Vec<(String, String, u64, String, String, String)>,
 }
 
 async fn discovery(State(st): St, req: Request) -> Response {
@@ -673,6 +675,25 @@ async fn discovery(State(st): St, req: Request) -> Response {
         .as_ref()
         .map(|d| d.spec_diff(&snap, &learned, &st.shared.live.traffic(), st.now_ms()))
         .unwrap_or_default();
+    let mut recs = Vec::new();
+    if let Some(d) = &d {
+        let settings = rampart_discovery::recommend::Settings::default();
+        for (api, (_, rs)) in d.recommendations(&settings) {
+            for (endpoint, r) in rs {
+                recs.push((
+                    api.clone(),
+                    endpoint,
+                    r.sessions,
+                    format!("{:.0}", r.p99),
+                    r.suggested.map_or_else(
+                        || "-".to_owned(),
+                        |t| format!("{t} per {} s", settings.window_secs),
+                    ),
+                    r.confidence.as_str().to_owned(),
+                ));
+            }
+        }
+    }
     let mut rows = Vec::new();
     let mut usage = Vec::new();
     for (api, (endpoints, u)) in &learned.apis {
@@ -692,6 +713,7 @@ async fn discovery(State(st): St, req: Request) -> Response {
         rows,
         usage,
         findings,
+        recs,
     })
 }
 

@@ -901,3 +901,80 @@ events: {{ sqlite: "off" }}
     assert_eq!(a.get("/api/v1/discovery/openapi").await.status, 400);
     gw.shutdown().await;
 }
+
+/// Rate-limit recommendations from real sessions: 60 clients (by address) each calling a
+/// learned endpoint a few times give a suggestion with its rule, which compiles; a client with
+/// findings does not count.
+#[tokio::test]
+async fn discovery_recommends_limits_from_sessions() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::start(&yaml(&up.url(), "")).await;
+    let a = Admin::new(&gw);
+    let mut n = 0;
+    for client in 0..60 {
+        let ip = format!("192.0.2.{}", 10 + client);
+        for k in 0..(2 + client % 4) {
+            let p = format!("/orders/{}", 100 * client + k);
+            assert_eq!(send(&gw, &p, &[("x-forwarded-for", &ip)]).await, 200);
+            n += 1;
+        }
+    }
+    // A monitor-mode finding: this client is not a good session.
+    assert_eq!(
+        send(
+            &gw,
+            "/orders/1?debug=1",
+            &[("x-forwarded-for", "198.51.100.1")]
+        )
+        .await,
+        200
+    );
+    n += 1;
+    settle(&gw, &a, n).await;
+    let mut rec = Value::Null;
+    for _ in 0..200 {
+        let r = a.json("/api/v1/discovery/recommendations").await;
+        let app = r["apis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["api"] == "app")
+            .cloned();
+        if let Some(e) = app.and_then(|x| {
+            x["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["endpoint"] == "GET /orders/{int}")
+                .cloned()
+        }) {
+            if e["sessions"].as_u64().unwrap() >= 60 {
+                assert_eq!(r["apis"][0]["key_basis"], "ip");
+                rec = e;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rec["sessions"], 60, "{rec:#}");
+    let t = rec["suggested"].as_u64().unwrap();
+    assert!(
+        t >= 5 && t >= rec["p99"].as_f64().unwrap() as u64,
+        "{rec:#}"
+    );
+    assert_eq!(rec["confidence"], "low", "{rec:#}");
+    let rule = rec["rule"].as_str().unwrap();
+    assert!(
+        rule.contains("name: rec-get-orders-int") && rule.contains("action: log"),
+        "{rule}"
+    );
+    // Pasted under the API, it compiles.
+    let indented: String = rule.lines().map(|l| format!("      {l}\n")).collect();
+    let cfg = format!(
+        "listeners:\n  - {{ name: p, bind: 127.0.0.1:0 }}\nupstreams:\n  u: {{ targets: [\"http://127.0.0.1:9\"] }}\napis:\n  - name: app\n    upstream: u\n    rate_limits:\n{indented}"
+    );
+    if let Err(e) = rampart_config::load_str(&cfg, "rec.yaml", std::path::Path::new(".")) {
+        panic!("{}\n{cfg}", e.render());
+    }
+    gw.shutdown().await;
+}

@@ -404,6 +404,7 @@ async fn run(c: &Client, gw: &TestGateway, admin: &str) -> Result<(), String> {
         .unwrap();
     wait_text(c, "#learned", |t| t.contains("GET /json")).await;
     wait_text(c, "#no-findings", |t| t.contains("No differences")).await;
+    wait_text(c, "#recommendations", |t| t.contains("GET /json")).await;
     shot(c, "discovery").await;
     c.find(Locator::Id("nav-config"))
         .await

@@ -524,6 +524,32 @@ impl Learner {
         }
     }
 
+    /// The learned template a request falls under, when its endpoint exists (nothing is
+    /// created or counted).
+    pub fn template_of(&self, method: &str, path: &str) -> Option<String> {
+        let mut node = 0usize;
+        let mut labels = Vec::new();
+        for seg in segments(path) {
+            let n = &self.nodes[node];
+            let class = classify(&seg);
+            let next = n
+                .literals
+                .get(seg.as_str())
+                .or_else(|| n.typed.get(&class))
+                .or(n.var.as_ref())?;
+            labels.push(match &self.nodes[*next].label {
+                Label::Literal(s) => s.clone(),
+                Label::Typed(c) => format!("{{{}}}", c.as_str()),
+                Label::Var | Label::Root => "{var}".to_owned(),
+            });
+            node = *next;
+        }
+        self.nodes[node]
+            .methods
+            .contains_key(method)
+            .then(|| format!("/{}", labels.join("/")))
+    }
+
     /// The endpoints learned so far, sorted by template and method.
     pub fn endpoints(&self) -> Vec<Endpoint> {
         let mut out = Vec::new();

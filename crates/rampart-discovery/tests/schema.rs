@@ -1,7 +1,12 @@
 //! Schema learning: sound (every observed body validates against the learned schema, formats
 //! asserted), mergeable (associative, commutative, and learning a then b equals merging what
 //! was learned from each), with the documented thresholds.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::manual_is_multiple_of)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::manual_is_multiple_of
+)]
 
 mod common;
 

@@ -46,6 +46,8 @@ fn bench(c: &mut Criterion) {
                         status: 200,
                         content_type: "application/json".to_owned(),
                         size: 812,
+                        ts_ms: 1_800_000_000_000,
+                        session: Some((i % 5_000, false)),
                     });
                 }
                 total += start.elapsed();

@@ -10,6 +10,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use rampart_config::Snapshot;
+use rampart_discovery::recommend::{
+    recommend, PeakTracker, Recommendation, Settings as RecSettings,
+};
 use rampart_discovery::{Config, Endpoint, Learner, Observation as Seen, Usage};
 use serde::Serialize;
 
@@ -33,6 +36,12 @@ pub struct Observation {
     pub content_type: String,
     /// Response bytes sent.
     pub size: u64,
+    /// When the request came (milliseconds since the epoch).
+    pub ts_ms: u64,
+    /// The session: a keyed hash of the consumer, else of the client address, and whether it
+    /// is a consumer; `None` for a request that had findings (only good sessions make the rate
+    /// baseline).
+    pub session: Option<(u64, bool)>,
 }
 
 /// What the learners know, for the admin plane.
@@ -42,11 +51,23 @@ pub struct Learned {
     pub apis: BTreeMap<String, (Vec<Endpoint>, Usage)>,
 }
 
+/// Per API: the learner of templates and the per-session peaks of its endpoints.
+#[derive(Debug)]
+struct PerApi {
+    learner: Learner,
+    peaks: PeakTracker,
+    /// Requests from sessions keyed by consumer, and by client address.
+    consumer_sessions: u64,
+    ip_sessions: u64,
+}
+
 /// The request path's handle.
 #[derive(Debug)]
 pub struct Discovery {
     tx: SyncSender<Observation>,
-    learners: Arc<Mutex<BTreeMap<Arc<str>, Learner>>>,
+    learners: Arc<Mutex<BTreeMap<Arc<str>, PerApi>>>,
+    /// The key of session hashes.
+    key: rampart_discovery::sketch::Key,
     /// Observations dropped because the queue was full.
     pub dropped: AtomicU64,
     /// Observations learned.
@@ -60,7 +81,7 @@ impl Discovery {
     /// Starts the worker.
     pub fn start(s: &DiscoverySettings) -> std::io::Result<Arc<Self>> {
         let (tx, rx) = sync_channel(s.channel_capacity);
-        let learners: Arc<Mutex<BTreeMap<Arc<str>, Learner>>> = Arc::default();
+        let learners: Arc<Mutex<BTreeMap<Arc<str>, PerApi>>> = Arc::default();
         let learned = Arc::new(AtomicU64::new(0));
         let cfg = Config {
             max_nodes: s.max_nodes_per_api,
@@ -73,6 +94,7 @@ impl Discovery {
         Ok(Arc::new(Self {
             tx,
             learners,
+            key: rampart_discovery::sketch::Key::random(),
             dropped: AtomicU64::new(0),
             learned,
             started_ms: std::time::SystemTime::now()
@@ -97,9 +119,40 @@ impl Discovery {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = Learned::default();
-        for (api, l) in ls.iter_mut() {
-            l.consolidate();
-            out.apis.insert(api.to_string(), (l.endpoints(), l.usage()));
+        for (api, p) in ls.iter_mut() {
+            p.learner.consolidate();
+            out.apis
+                .insert(api.to_string(), (p.learner.endpoints(), p.learner.usage()));
+        }
+        out
+    }
+
+    /// The keyed hash of a session key (a consumer's name, a client address).
+    pub fn session_hash(&self, s: &str) -> u64 {
+        self.key.hash(&[s.as_bytes()])
+    }
+
+    /// Rate-limit recommendations per API and endpoint (`METHOD template`), from the peaks of
+    /// good sessions since discovery started, and whether sessions were mostly client
+    /// addresses.
+    pub fn recommendations(
+        &self,
+        settings: &RecSettings,
+    ) -> BTreeMap<String, (bool, BTreeMap<String, Recommendation>)> {
+        let ls = self
+            .learners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = BTreeMap::new();
+        for (api, p) in ls.iter() {
+            let ip_based = p.ip_sessions > p.consumer_sessions;
+            let recs = p
+                .peaks
+                .peaks()
+                .into_iter()
+                .map(|(e, peaks)| (e, recommend(&peaks, settings, ip_based)))
+                .collect();
+            out.insert(api.to_string(), (ip_based, recs));
         }
         out
     }
@@ -215,7 +268,7 @@ fn template_matches(declared: &str, learned: &[&str]) -> bool {
 
 fn worker(
     rx: &Receiver<Observation>,
-    learners: &Mutex<BTreeMap<Arc<str>, Learner>>,
+    learners: &Mutex<BTreeMap<Arc<str>, PerApi>>,
     learned: &AtomicU64,
     cfg: &Config,
 ) {
@@ -224,16 +277,31 @@ fn worker(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut one = |o: Observation| {
-            let l = ls
-                .entry(o.api.clone())
-                .or_insert_with(|| Learner::new(cfg.clone()));
-            l.observe(&Seen {
+            let p = ls.entry(o.api.clone()).or_insert_with(|| PerApi {
+                learner: Learner::new(cfg.clone()),
+                peaks: PeakTracker::new(600, 250_000),
+                consumer_sessions: 0,
+                ip_sessions: 0,
+            });
+            p.learner.observe(&Seen {
                 method: o.method.as_str(),
                 path: &o.path,
                 status: o.status,
                 content_type: &o.content_type,
                 size: o.size,
             });
+            // Every request of a good session counts towards the rate baseline, once its
+            // endpoint exists.
+            if let Some((session, by_consumer)) = o.session {
+                if let Some(t) = p.learner.template_of(o.method.as_str(), &o.path) {
+                    p.peaks.add(session, &format!("{} {t}", o.method), o.ts_ms);
+                    if by_consumer {
+                        p.consumer_sessions += 1;
+                    } else {
+                        p.ip_sessions += 1;
+                    }
+                }
+            }
             learned.fetch_add(1, Ordering::Relaxed);
         };
         one(first);

@@ -1044,6 +1044,18 @@ impl Finish {
                         .unwrap_or("")
                         .trim()
                         .to_owned();
+                    // Only sessions without findings make the rate baseline.
+                    let session = self.x.findings.is_empty().then(|| {
+                        match self
+                            .x
+                            .principal
+                            .as_ref()
+                            .and_then(|p| p.consumer.as_deref())
+                        {
+                            Some(c) => (d.session_hash(c), true),
+                            None => (d.session_hash(&self.x.client_ip.to_string()), false),
+                        }
+                    });
                     d.observe(crate::discovery::Observation {
                         api: route.api.clone(),
                         method: http::Method::from_bytes(self.method.as_bytes())
@@ -1052,6 +1064,8 @@ impl Finish {
                         status: self.status,
                         content_type,
                         size: self.bytes_out,
+                        ts_ms: self.x.timings.received_ms,
+                        session,
                     });
                 }
             }
