@@ -459,18 +459,24 @@ impl Learner {
         if !collapse {
             return None;
         }
-        let var = self.alloc_var()?;
-        let literals: Vec<(String, usize)> = self.nodes[id]
+        let merged: Vec<(String, usize)> = self.nodes[id]
             .literals
             .iter()
+            .filter(|(name, _)| {
+                let class = classify(name);
+                // `/users/me` beside `/users/{var}`: a literal unlike its siblings stays.
+                !(class.is_strong() || is_reserved(name, class) || survivors.contains(*name))
+            })
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        for (name, child) in literals {
-            let class = classify(&name);
-            // `/users/me` beside `/users/{var}`: a literal unlike its siblings stays.
-            if class.is_strong() || is_reserved(&name, class) || survivors.contains(&name) {
-                continue;
-            }
+        // A collapse that merges nodes frees at least as many as it takes; one that merges
+        // none (all values still staged) needs room in the budget.
+        if merged.is_empty() && self.live >= self.cfg.max_nodes {
+            self.refused += 1;
+            return None;
+        }
+        let var = self.alloc_var()?;
+        for (name, child) in merged {
             self.nodes[id].literals.remove(&name);
             self.merge(var, child);
         }
@@ -478,7 +484,7 @@ impl Learner {
     }
 
     fn alloc_var(&mut self) -> Option<usize> {
-        // A collapse may exceed the budget by one node: it then frees many.
+        // Over the budget for a moment at most: the caller merges at least one node into it.
         self.live += 1;
         self.nodes.push(Node::new(Label::Var));
         Some(self.nodes.len() - 1)
