@@ -62,6 +62,10 @@ pub(crate) struct Args {
     /// Write the report here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also learn from the file: the endpoints (API discovery) and rate-limit recommendations
+    /// from the requests the configuration lets through.
+    #[arg(long)]
+    learn: bool,
     /// Exit 1 when this holds: `block` (a request was blocked), `blocked>N`, `block_rate>P%`,
     /// `change` / `changed>N` (with `--baseline`), `undecided>N`, `mismatch>N` (decisions
     /// that differ from the recorded ones). Repeatable.
@@ -187,7 +191,135 @@ struct Report {
     changed: Option<Vec<Change>>,
     mismatches: Vec<Change>,
     examples: Vec<Example>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    learned: Option<Vec<LearnedApi>>,
     fail_on: Vec<FailResult>,
+}
+
+#[derive(Debug, Serialize)]
+struct LearnedApi {
+    api: String,
+    endpoints: Vec<LearnedEndpoint>,
+    recommendations: Vec<LearnedRec>,
+}
+
+#[derive(Debug, Serialize)]
+struct LearnedEndpoint {
+    method: String,
+    template: String,
+    hits: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct LearnedRec {
+    endpoint: String,
+    sessions: u64,
+    p50: f64,
+    p99: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggested: Option<u64>,
+    confidence: &'static str,
+}
+
+/// What `--learn` gathers: per API, the learner and the per-session peaks.
+#[derive(Default)]
+struct Learning {
+    apis: BTreeMap<
+        String,
+        (
+            rampart_discovery::Learner,
+            rampart_discovery::recommend::PeakTracker,
+        ),
+    >,
+}
+
+impl Learning {
+    /// A passed request with its recorded response; the session is the recorded consumer, else
+    /// the client address.
+    fn observe(&mut self, e: &Entry, run: &Run, client_ip: IpAddr) {
+        let (Some(api), Some(resp)) = (&run.api, &e.record.resp) else {
+            return;
+        };
+        if run.decided != Decided::Pass || run.operation.is_some() {
+            return;
+        }
+        let (l, peaks) = self.apis.entry(api.clone()).or_insert_with(|| {
+            (
+                // A fixed key: the same file gives the same report.
+                rampart_discovery::Learner::with_key(
+                    rampart_discovery::Config::default(),
+                    rampart_discovery::sketch::Key(0x7261_6d70, 0x6172_74),
+                ),
+                rampart_discovery::recommend::PeakTracker::new(600, 250_000),
+            )
+        });
+        let content_type = resp
+            .headers
+            .iter()
+            .find(|(n, _)| n == "content-type")
+            .map_or("", |(_, v)| v.split(';').next().unwrap_or("").trim());
+        let method = e.record.req.method.as_str();
+        l.observe(&rampart_discovery::Observation {
+            method,
+            path: &e.record.req.path,
+            status: resp.status,
+            content_type,
+            size: resp.body.as_ref().map_or(0, |b| b.size),
+        });
+        if run.findings.is_empty() {
+            if let Some(t) = l.template_of(method, &e.record.req.path) {
+                let session = e
+                    .record
+                    .rampart
+                    .as_ref()
+                    .and_then(|m| m.principal.as_ref())
+                    .and_then(|p| p.consumer.clone())
+                    .or_else(|| e.record.client.as_ref().and_then(|c| c.ip.clone()))
+                    .unwrap_or_else(|| client_ip.to_string());
+                let h = rampart_discovery::sketch::Key(1, 2).hash(&[session.as_bytes()]);
+                peaks.add(h, &format!("{method} {t}"), e.ts_ms);
+            }
+        }
+    }
+
+    fn report(mut self) -> Vec<LearnedApi> {
+        let settings = rampart_discovery::recommend::Settings::default();
+        self.apis
+            .iter_mut()
+            .map(|(api, (l, peaks))| {
+                l.consolidate();
+                let mut recommendations: Vec<LearnedRec> = peaks
+                    .peaks()
+                    .into_iter()
+                    .map(|(endpoint, p)| {
+                        let r = rampart_discovery::recommend::recommend(&p, &settings, true);
+                        LearnedRec {
+                            endpoint,
+                            sessions: r.sessions,
+                            p50: r.p50,
+                            p99: r.p99,
+                            suggested: r.suggested,
+                            confidence: r.confidence.as_str(),
+                        }
+                    })
+                    .collect();
+                recommendations.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+                LearnedApi {
+                    api: api.clone(),
+                    endpoints: l
+                        .endpoints()
+                        .into_iter()
+                        .map(|e| LearnedEndpoint {
+                            method: e.method,
+                            template: e.template,
+                            hits: e.hits,
+                        })
+                        .collect(),
+                    recommendations,
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -461,6 +593,7 @@ fn replay(args: &Args) -> Result<(Report, bool), String> {
     let mut mismatches = Vec::new();
     let mut examples = Vec::new();
 
+    let mut learning = args.learn.then(Learning::default);
     for (index, e) in entries.iter().enumerate() {
         let now_ms = fixed_clock.unwrap_or(e.ts_ms);
         let opts = RunOpts {
@@ -618,6 +751,9 @@ fn replay(args: &Args) -> Result<(Report, bool), String> {
                 });
             }
         }
+        if let Some(l) = learning.as_mut() {
+            l.observe(e, &run, args.client_ip);
+        }
         if let Some((old, _)) = &baseline {
             let before = rt.block_on(run_one(old, e, &opts));
             if before.decided != run.decided {
@@ -729,6 +865,7 @@ fn replay(args: &Args) -> Result<(Report, bool), String> {
         changed: args.baseline.as_ref().map(|_| changed),
         mismatches,
         examples,
+        learned: learning.map(Learning::report),
         fail_on: fail_results,
     };
     Ok((report, failed))
@@ -1214,6 +1351,25 @@ fn text(r: &Report) -> String {
                 x.request,
                 rid(&x.request_id),
                 x.decision
+            );
+        }
+    }
+    for api in r.learned.iter().flatten() {
+        let _ = writeln!(s, "\nlearned from the passed requests ({}):", api.api);
+        for e in &api.endpoints {
+            let _ = writeln!(s, "  {} {} ({} requests)", e.method, e.template, e.hits);
+        }
+        for x in &api.recommendations {
+            let _ = writeln!(
+                s,
+                "  rate limit {}: {} sessions, p50 {:.0}, p99 {:.0}, suggested {}, confidence {}",
+                x.endpoint,
+                x.sessions,
+                x.p50,
+                x.p99,
+                x.suggested
+                    .map_or_else(|| "none".to_owned(), |t| format!("{t} per 600 s")),
+                x.confidence
             );
         }
     }

@@ -438,6 +438,29 @@ fn crafted_records_baseline_fail_on_har_and_determinism() {
     let (_, r, _) = run(args(&["--clock", "fixed:2026-12-04T10:00:00Z"]));
     assert_eq!(r["summary"]["blocked"], 3, "{r:#}");
 
+    // --learn: what passed teaches the endpoints (the blocked sqlmap request teaches nothing).
+    let (_, r, _) = run(args(&["--learn"]));
+    let learned = &r["learned"][0];
+    assert_eq!(learned["api"], "app", "{r:#}");
+    let eps: Vec<String> = learned["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap(),
+                e["template"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(eps, ["GET /limited"], "{r:#}");
+    assert_eq!(learned["recommendations"][0]["endpoint"], "GET /limited");
+    assert_eq!(
+        learned["recommendations"][0]["confidence"], "none",
+        "one session"
+    );
+
     // --auth anonymous: the key request is refused, which is a decision.
     let (_, r, _) = run(args(&["--auth", "anonymous"]));
     assert_eq!(
