@@ -248,7 +248,7 @@ impl Learning {
                 // A fixed key: the same file gives the same report.
                 rampart_discovery::Learner::with_key(
                     rampart_discovery::Config::default(),
-                    rampart_discovery::sketch::Key(0x7261_6d70, 0x6172_74),
+                    rampart_discovery::sketch::Key(0x7261_6d70, 0x0061_7274),
                 ),
                 rampart_discovery::recommend::PeakTracker::new(600, 250_000),
             )
