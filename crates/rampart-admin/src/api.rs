@@ -644,15 +644,25 @@ async fn recommendations(State(st): St) -> Response {
         return Json(json!({ "enabled": false, "apis": [] })).into_response();
     };
     let settings = rampart_discovery::recommend::Settings::default();
+    // The rule's key: what identified most sessions, as the rate-limit stage names it.
+    let sources = d.sessions.load_full();
+    let key_of = |main: Option<usize>| -> String {
+        use rampart_config::SessionSource as S;
+        match main.and_then(|i| sources.get(i)) {
+            None => "ip.src".to_owned(),
+            Some(S::Consumer) => "identity.consumer".to_owned(),
+            Some(S::Claim(c)) => format!("identity.claims[\"{c}\"]"),
+            Some(S::Header(h)) => format!("http.request.headers[\"{h}\"]"),
+            // The rate-limit stage has no cookie key: the address stands for it.
+            Some(S::Cookie(_)) => "ip.src".to_owned(),
+        }
+    };
     let apis: Vec<Value> = d
         .recommendations(&settings)
         .into_iter()
-        .map(|(api, (ip_based, recs))| {
-            let key = if ip_based {
-                "ip.src"
-            } else {
-                "identity.consumer"
-            };
+        .map(|(api, (main, recs))| {
+            let key = key_of(main);
+            let ip_based = main.is_none();
             let endpoints: Vec<Value> = recs
                 .iter()
                 .map(|(endpoint, r)| {
@@ -660,7 +670,7 @@ async fn recommendations(State(st): St) -> Response {
                     let rule = rampart_discovery::recommend::rule_yaml(
                         &rule_name(endpoint),
                         &rule_condition(method, template),
-                        key,
+                        &key,
                         r,
                         &settings,
                     );
@@ -679,7 +689,7 @@ async fn recommendations(State(st): St) -> Response {
                 .collect();
             json!({
                 "api": api,
-                "key_basis": if ip_based { "ip" } else { "consumer" },
+                "key_basis": if ip_based { "ip" } else { "session" },
                 "window_secs": settings.window_secs,
                 "endpoints": endpoints,
             })

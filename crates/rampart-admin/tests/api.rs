@@ -977,4 +977,55 @@ async fn discovery_recommends_limits_from_sessions() {
         panic!("{}\n{cfg}", e.render());
     }
     gw.shutdown().await;
+
+    // Sessions from a header: 60 sessions behind one address, and the rule keys on the header.
+    let gw = TestGateway::start(&yaml(
+        &up.url(),
+        "discovery: { session: [identity.consumer, \"header:x-session\"] }",
+    ))
+    .await;
+    let a = Admin::new(&gw);
+    let mut n = 0;
+    for s in 0..60 {
+        let sid = format!("s-{s}");
+        for k in 0..3 {
+            let p = format!("/carts/{}", 10 * s + k);
+            assert_eq!(send(&gw, &p, &[("x-session", &sid)]).await, 200);
+            n += 1;
+        }
+    }
+    settle(&gw, &a, n).await;
+    let mut rec = Value::Null;
+    for _ in 0..200 {
+        let r = a.json("/api/v1/discovery/recommendations").await;
+        if let Some(e) = r["apis"][0]["endpoints"].as_array().and_then(|v| {
+            v.iter()
+                .find(|e| e["endpoint"] == "GET /carts/{int}")
+                .cloned()
+        }) {
+            if e["sessions"].as_u64().unwrap() >= 60 {
+                assert_eq!(r["apis"][0]["key_basis"], "session");
+                rec = e;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rec["sessions"], 60, "{rec:#}");
+    assert!(
+        rec["rule"]
+            .as_str()
+            .unwrap()
+            .contains("key: http.request.headers[\"x-session\"]"),
+        "{rec:#}"
+    );
+    gw.shutdown().await;
+    let bad = rampart_config::load_str(
+        "listeners:\n  - { name: p, bind: 127.0.0.1:0 }\ndiscovery: { session: [bogus, \"header:\"] }\n",
+        "bad.yaml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err()
+    .render();
+    assert_eq!(bad.matches("is not a session source").count(), 2, "{bad}");
 }

@@ -19,7 +19,7 @@ pub use compile::{build_pipeline, ApiStages};
 pub use load::{decode_str, load_file, load_str, reload_conflicts, ConfigError, Decoded};
 pub use snapshot::{
     path_has_prefix, Admin, Api, DeclaredOp, DiscoverySettings, Events, HostPattern, Limits,
-    Listener, Output, ProxySettings, Recording, Snapshot, Source, Target, Upstream,
+    Listener, Output, ProxySettings, Recording, SessionSource, Snapshot, Source, Target, Upstream,
 };
 
 /// Entry points for fuzzing (`fuzz/`), also run on the seed corpus by `cargo test`.

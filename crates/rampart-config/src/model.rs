@@ -87,6 +87,10 @@ pub struct DiscoveryConfig {
     /// A declared operation without traffic is an orphan only once discovery has watched
     /// this long.
     pub orphan_after_secs: u64,
+    /// What identifies a session for rate-limit recommendations, first present wins:
+    /// `identity.consumer`, `claim:NAME`, `header:NAME`, `cookie:NAME`; else the client
+    /// address.
+    pub session: Vec<String>,
 }
 
 impl Default for DiscoveryConfig {
@@ -96,6 +100,7 @@ impl Default for DiscoveryConfig {
             channel_capacity: 65_536,
             max_nodes_per_api: 50_000,
             orphan_after_secs: 30 * 86_400,
+            session: vec!["identity.consumer".to_owned()],
         }
     }
 }

@@ -201,9 +201,24 @@ pub struct DeclaredOp {
     pub deprecated: bool,
 }
 
+/// Where a session key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionSource {
+    /// The authenticated consumer.
+    Consumer,
+    /// A claim of the token.
+    Claim(String),
+    /// A request header.
+    Header(http::HeaderName),
+    /// A cookie.
+    Cookie(String),
+}
+
 /// API discovery, compiled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoverySettings {
+    /// What identifies a session, first present wins; else the client address.
+    pub session: Vec<SessionSource>,
     /// The queue's capacity.
     pub channel_capacity: usize,
     /// Trie nodes per API at most.

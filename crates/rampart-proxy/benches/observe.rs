@@ -17,6 +17,7 @@ use rampart_proxy::discovery::{Discovery, DiscoverySettings, Observation};
 
 fn bench(c: &mut Criterion) {
     let d = Discovery::start(&DiscoverySettings {
+        session: vec![rampart_config::SessionSource::Consumer],
         channel_capacity: 65_536,
         max_nodes_per_api: 50_000,
         orphan_after: std::time::Duration::from_secs(86_400),
@@ -47,7 +48,7 @@ fn bench(c: &mut Criterion) {
                         content_type: "application/json".to_owned(),
                         size: 812,
                         ts_ms: 1_800_000_000_000,
-                        session: Some((i % 5_000, false)),
+                        session: Some((i % 5_000, None)),
                     });
                 }
                 total += start.elapsed();

@@ -41,7 +41,7 @@ pub struct Observation {
     /// The session: a keyed hash of the consumer, else of the client address, and whether it
     /// is a consumer; `None` for a request that had findings (only good sessions make the rate
     /// baseline).
-    pub session: Option<(u64, bool)>,
+    pub session: Option<(u64, Option<u8>)>,
 }
 
 /// What the learners know, for the admin plane.
@@ -57,7 +57,8 @@ struct PerApi {
     learner: Learner,
     peaks: PeakTracker,
     /// Requests from sessions keyed by consumer, and by client address.
-    consumer_sessions: u64,
+    /// Requests per session source (by index in `discovery.session`), and by address.
+    by_source: [u64; 8],
     ip_sessions: u64,
 }
 
@@ -68,6 +69,8 @@ pub struct Discovery {
     learners: Arc<Mutex<BTreeMap<Arc<str>, PerApi>>>,
     /// The key of session hashes.
     key: rampart_discovery::sketch::Key,
+    /// What identifies a session (replaced at a reload).
+    pub sessions: arc_swap::ArcSwap<Vec<rampart_config::SessionSource>>,
     /// Observations dropped because the queue was full.
     pub dropped: AtomicU64,
     /// Observations learned.
@@ -95,6 +98,7 @@ impl Discovery {
             tx,
             learners,
             key: rampart_discovery::sketch::Key::random(),
+            sessions: arc_swap::ArcSwap::from_pointee(s.session.clone()),
             dropped: AtomicU64::new(0),
             learned,
             started_ms: std::time::SystemTime::now()
@@ -132,27 +136,90 @@ impl Discovery {
         self.key.hash(&[s.as_bytes()])
     }
 
+    /// The values of the header and cookie sources in a request head, in source order (`None`
+    /// for the other sources); empty when no source reads the request.
+    pub fn session_hints(&self, headers: &http::HeaderMap) -> Vec<Option<String>> {
+        use rampart_config::SessionSource as S;
+        let sources = self.sessions.load();
+        if !sources
+            .iter()
+            .any(|s| matches!(s, S::Header(_) | S::Cookie(_)))
+        {
+            return Vec::new();
+        }
+        sources
+            .iter()
+            .map(|s| match s {
+                S::Header(h) => headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned),
+                S::Cookie(name) => headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(';'))
+                    .filter_map(|c| c.trim().split_once('='))
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.to_owned()),
+                S::Consumer | S::Claim(_) => None,
+            })
+            .collect()
+    }
+
+    /// The session of a finished exchange: the first source present, else the client
+    /// address; the flag says whether it is a real session (not an address).
+    pub fn session_of(
+        &self,
+        x: &rampart_core::Exchange,
+        hints: &[Option<String>],
+    ) -> (u64, Option<u8>) {
+        use rampart_config::SessionSource as S;
+        let sources = self.sessions.load();
+        for (i, s) in sources.iter().enumerate() {
+            let v = match s {
+                S::Consumer => x.principal.as_ref().and_then(|p| p.consumer.clone()),
+                S::Claim(c) => x
+                    .principal
+                    .as_ref()
+                    .and_then(|p| p.claims.get(c))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+                S::Header(_) | S::Cookie(_) => hints.get(i).cloned().flatten(),
+            };
+            if let Some(v) = v {
+                let i = u8::try_from(i).unwrap_or(u8::MAX);
+                return (self.key.hash(&[&[i], v.as_bytes()]), Some(i));
+            }
+        }
+        (self.session_hash(&x.client_ip.to_string()), None)
+    }
+
     /// Rate-limit recommendations per API and endpoint (`METHOD template`), from the peaks of
     /// good sessions since discovery started, and whether sessions were mostly client
     /// addresses.
     pub fn recommendations(
         &self,
         settings: &RecSettings,
-    ) -> BTreeMap<String, (bool, BTreeMap<String, Recommendation>)> {
+    ) -> BTreeMap<String, (Option<usize>, BTreeMap<String, Recommendation>)> {
         let ls = self
             .learners
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = BTreeMap::new();
         for (api, p) in ls.iter() {
-            let ip_based = p.ip_sessions > p.consumer_sessions;
+            let ip_based = p.ip_sessions > p.by_source.iter().sum::<u64>();
+            // The source most sessions came from (`None`: client addresses).
+            let main = (!ip_based)
+                .then(|| (0..8).max_by_key(|i| (p.by_source[*i], std::cmp::Reverse(*i))))
+                .flatten();
             let recs = p
                 .peaks
                 .peaks()
                 .into_iter()
                 .map(|(e, peaks)| (e, recommend(&peaks, settings, ip_based)))
                 .collect();
-            out.insert(api.to_string(), (ip_based, recs));
+            out.insert(api.to_string(), (main, recs));
         }
         out
     }
@@ -280,7 +347,7 @@ fn worker(
             let p = ls.entry(o.api.clone()).or_insert_with(|| PerApi {
                 learner: Learner::new(cfg.clone()),
                 peaks: PeakTracker::new(600, 250_000),
-                consumer_sessions: 0,
+                by_source: [0; 8],
                 ip_sessions: 0,
             });
             p.learner.observe(&Seen {
@@ -292,13 +359,12 @@ fn worker(
             });
             // Every request of a good session counts towards the rate baseline, once its
             // endpoint exists.
-            if let Some((session, by_consumer)) = o.session {
+            if let Some((session, source)) = o.session {
                 if let Some(t) = p.learner.template_of(o.method.as_str(), &o.path) {
                     p.peaks.add(session, &format!("{} {t}", o.method), o.ts_ms);
-                    if by_consumer {
-                        p.consumer_sessions += 1;
-                    } else {
-                        p.ip_sessions += 1;
+                    match source.map(usize::from).filter(|i| *i < 8) {
+                        Some(i) => p.by_source[i] += 1,
+                        None => p.ip_sessions += 1,
                     }
                 }
             }

@@ -120,7 +120,11 @@ async fn handle_inner(
         finished: false,
         rec: None,
         content_type: None,
+        session_hints: Vec::new(),
     };
+    if let Some(d) = &*shared.discovery.load() {
+        fin.session_hints = d.session_hints(&parts.headers);
+    }
     if let Some(r) = &*shared.recorder.load() {
         if r.sample() {
             let capture = r.capture(&parts, ctx.tls.is_some());
@@ -895,6 +899,8 @@ struct Finish {
     )>,
     /// The upstream response's media type (for discovery).
     content_type: Option<HeaderValue>,
+    /// Discovery's header and cookie session sources, read from the request head.
+    session_hints: Vec<Option<String>>,
 }
 
 impl Finish {
@@ -1045,17 +1051,11 @@ impl Finish {
                         .trim()
                         .to_owned();
                     // Only sessions without findings make the rate baseline.
-                    let session = self.x.findings.is_empty().then(|| {
-                        match self
-                            .x
-                            .principal
-                            .as_ref()
-                            .and_then(|p| p.consumer.as_deref())
-                        {
-                            Some(c) => (d.session_hash(c), true),
-                            None => (d.session_hash(&self.x.client_ip.to_string()), false),
-                        }
-                    });
+                    let session = self
+                        .x
+                        .findings
+                        .is_empty()
+                        .then(|| d.session_of(&self.x, &self.session_hints));
                     d.observe(crate::discovery::Observation {
                         api: route.api.clone(),
                         method: http::Method::from_bytes(self.method.as_bytes())

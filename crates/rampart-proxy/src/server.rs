@@ -402,7 +402,11 @@ fn start_recorder(shared: &Shared, snapshot: &Snapshot) {
 fn start_discovery(shared: &Shared, snapshot: &Snapshot) {
     match &snapshot.discovery {
         None => shared.discovery.store(None),
-        Some(_) if shared.discovery.load().is_some() => {}
+        Some(s) if shared.discovery.load().is_some() => {
+            if let Some(d) = &*shared.discovery.load() {
+                d.sessions.store(Arc::new(s.session.clone()));
+            }
+        }
         Some(s) => match crate::discovery::Discovery::start(s) {
             Ok(d) => shared.discovery.store(Some(d)),
             Err(e) => tracing::error!(error = %e, "API discovery could not start."),

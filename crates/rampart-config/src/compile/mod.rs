@@ -20,7 +20,7 @@ use crate::model::{
 };
 use crate::snapshot::{
     Admin, Api, DeclaredOp, DiscoverySettings, Events, HostPattern, Limits, Listener, Output,
-    ProxySettings, Recording, Snapshot, Source, Target, Upstream,
+    ProxySettings, Recording, SessionSource, Snapshot, Source, Target, Upstream,
 };
 
 pub use pipeline::{build_pipeline, ApiStages};
@@ -171,8 +171,32 @@ pub fn compile(
             cx.at("max_nodes_per_api", |cx| cx.error("must be at least 100"));
             ok = false;
         }
+        let mut session = Vec::new();
+        for (i, s) in d.session.iter().enumerate() {
+            let src = match s.split_once(':') {
+                None if s == "identity.consumer" => Some(SessionSource::Consumer),
+                Some(("claim", n)) if !n.is_empty() => Some(SessionSource::Claim(n.to_owned())),
+                Some(("cookie", n)) if !n.is_empty() => Some(SessionSource::Cookie(n.to_owned())),
+                Some(("header", n)) => http::HeaderName::from_bytes(n.as_bytes())
+                    .ok()
+                    .map(SessionSource::Header),
+                _ => None,
+            };
+            match src {
+                Some(x) => session.push(x),
+                None => {
+                    cx.at(format!("session[{i}]"), |cx| {
+                        cx.error(format!(
+                            "\"{s}\" is not a session source: identity.consumer, claim:NAME, header:NAME or cookie:NAME"
+                        ))
+                    });
+                    ok = false;
+                }
+            }
+        }
         ok.then(|| {
             d.enabled.then_some(DiscoverySettings {
+                session,
                 channel_capacity: d.channel_capacity as usize,
                 max_nodes_per_api: d.max_nodes_per_api as usize,
                 orphan_after: Duration::from_secs(d.orphan_after_secs),
