@@ -733,21 +733,35 @@ struct ApiParam {
     api: String,
 }
 
-/// The learned endpoints of `?api=` as an OpenAPI 3.1 document.
-async fn discovery_openapi(
-    State(st): St,
-    p: Result<Query<ApiParam>, axum::extract::rejection::QueryRejection>,
-) -> Response {
+/// The `?api=` parameter and the running discovery, or the error to answer.
+fn discovery_and_api(
+    st: &AdminState,
+    p: Result<Query<ApiParam>, QueryRejection>,
+) -> Result<(Arc<rampart_proxy::discovery::Discovery>, String), Response> {
     let Ok(Query(p)) = p else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "bad_query",
             "?api=NAME is required",
-        );
+        ));
     };
-    let Some(d) = st.shared.discovery.load_full() else {
-        return error(StatusCode::CONFLICT, "discovery_off", "discovery is off");
+    match st.shared.discovery.load_full() {
+        Some(d) => Ok((d, p.api)),
+        None => Err(error(
+            StatusCode::CONFLICT,
+            "discovery_off",
+            "discovery is off",
+        )),
+    }
+}
+
+/// The learned endpoints of `?api=` as an OpenAPI 3.1 document.
+async fn discovery_openapi(State(st): St, p: Result<Query<ApiParam>, QueryRejection>) -> Response {
+    let (d, api) = match discovery_and_api(&st, p) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
+    let p = ApiParam { api };
     let learned = d.learned();
     let Some((endpoints, _)) = learned.apis.get(&p.api) else {
         return error(
@@ -761,20 +775,12 @@ async fn discovery_openapi(
 
 /// An OpenAPI Overlay adding the shadows and method-shadows of `?api=` to its declared
 /// document (paths relative to the document's server path).
-async fn discovery_overlay(
-    State(st): St,
-    p: Result<Query<ApiParam>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Ok(Query(p)) = p else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-            "?api=NAME is required",
-        );
+async fn discovery_overlay(State(st): St, p: Result<Query<ApiParam>, QueryRejection>) -> Response {
+    let (d, api) = match discovery_and_api(&st, p) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let Some(d) = st.shared.discovery.load_full() else {
-        return error(StatusCode::CONFLICT, "discovery_off", "discovery is off");
-    };
+    let p = ApiParam { api };
     let snap = st.shared.state.load().snapshot.clone();
     let Some(api) = snap.apis.iter().find(|a| *a.name == *p.api) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such API");

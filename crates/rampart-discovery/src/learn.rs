@@ -276,11 +276,8 @@ impl Learner {
                 if !create {
                     return;
                 }
-                match self.alloc(Label::Literal(seg.clone())) {
-                    Some(c) => {
-                        self.nodes[node].literals.insert(seg.clone(), c);
-                        node = c;
-                    }
+                match self.add_literal(node, seg) {
+                    Some(c) => node = c,
                     None => return,
                 }
             } else {
@@ -301,11 +298,8 @@ impl Learner {
                     let seen = self.staging.add(h);
                     let room = self.nodes[node].literals.len() < self.cfg.max_literals;
                     if seen >= self.cfg.promote_after && room {
-                        match self.alloc(Label::Literal(seg.clone())) {
-                            Some(c) => {
-                                self.nodes[node].literals.insert(seg.clone(), c);
-                                node = c;
-                            }
+                        match self.add_literal(node, seg) {
+                            Some(c) => node = c,
                             None => return,
                         }
                     } else {
@@ -373,6 +367,13 @@ impl Learner {
             &bucket.to_le_bytes(),
             next.as_bytes(),
         ])
+    }
+
+    /// A new literal child `seg` of `node`, within the budget.
+    fn add_literal(&mut self, node: usize, seg: &str) -> Option<usize> {
+        let c = self.alloc(Label::Literal(seg.to_owned()))?;
+        self.nodes[node].literals.insert(seg.to_owned(), c);
+        Some(c)
     }
 
     fn alloc(&mut self, label: Label) -> Option<usize> {
