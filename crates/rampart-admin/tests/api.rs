@@ -1029,3 +1029,40 @@ async fn discovery_recommends_limits_from_sessions() {
     .render();
     assert_eq!(bad.matches("is not a session source").count(), 2, "{bad}");
 }
+
+/// What discovery learned is kept in its SQLite file across a restart.
+#[tokio::test]
+async fn discovery_state_survives_a_restart() {
+    let up = TestUpstream::start().await;
+    let dir = rampart_test_support::TempDir::new("rampart-discovery-state");
+    let state = dir.path().join("discovery.db");
+    let extra = format!("discovery: {{ state: \"{}\" }}", state.display());
+    let gw = TestGateway::start(&yaml(&up.url(), &extra)).await;
+    let a = Admin::new(&gw);
+    for i in 1..=5 {
+        assert_eq!(send(&gw, &format!("/invoices/{i}"), &[]).await, 200);
+    }
+    settle(&gw, &a, 5).await;
+    let templates = |d: &Value| -> Vec<String> {
+        d["apis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|x| x["endpoints"].as_array().unwrap().clone())
+            .map(|e| e["template"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for _ in 0..200 {
+        if templates(&a.json("/api/v1/discovery").await) == ["/invoices/{int}"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.shutdown().await;
+    assert!(state.exists());
+
+    let gw = TestGateway::start(&yaml(&up.url(), &extra)).await;
+    let d = Admin::new(&gw).json("/api/v1/discovery").await;
+    assert_eq!(templates(&d), ["/invoices/{int}"], "{d:#}");
+    gw.shutdown().await;
+}

@@ -87,6 +87,8 @@ pub struct DiscoveryConfig {
     /// A declared operation without traffic is an orphan only once discovery has watched
     /// this long.
     pub orphan_after_secs: u64,
+    /// The SQLite file that keeps what was learned across restarts; `off` keeps nothing.
+    pub state: String,
     /// What identifies a session for rate-limit recommendations, first present wins:
     /// `identity.consumer`, `claim:NAME`, `header:NAME`, `cookie:NAME`; else the client
     /// address.
@@ -100,6 +102,7 @@ impl Default for DiscoveryConfig {
             channel_capacity: 65_536,
             max_nodes_per_api: 50_000,
             orphan_after_secs: 30 * 86_400,
+            state: "rampart-discovery.db".to_owned(),
             session: vec!["identity.consumer".to_owned()],
         }
     }

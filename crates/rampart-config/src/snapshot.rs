@@ -217,6 +217,8 @@ pub enum SessionSource {
 /// API discovery, compiled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoverySettings {
+    /// The SQLite file of what was learned, when kept.
+    pub state: Option<std::path::PathBuf>,
     /// What identifies a session, first present wins; else the client address.
     pub session: Vec<SessionSource>,
     /// The queue's capacity.

@@ -3,7 +3,9 @@
 //! A hand-written byte scanner per class, no regex: this runs for every observed segment.
 
 /// What a path segment looks like.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Class {
     /// 1 to 19 ASCII digits.
     Int,

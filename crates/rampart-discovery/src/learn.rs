@@ -77,7 +77,7 @@ pub struct Observation<'a> {
     pub size: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 enum Label {
     Root,
     Literal(String),
@@ -86,7 +86,7 @@ enum Label {
 }
 
 /// A histogram of at most 8 signatures (the rest counted together).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Sigs {
     top: Vec<(u64, u64)>,
     other: u64,
@@ -133,7 +133,7 @@ impl Sigs {
 }
 
 /// What a node knows of its weak children, promoted or not.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Weak {
     distinct: Hll,
     observations: u64,
@@ -141,7 +141,7 @@ struct Weak {
     sigs: Sigs,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Node {
     label: Label,
     literals: BTreeMap<String, usize>,
@@ -192,12 +192,16 @@ pub struct Usage {
 }
 
 /// Path templates learned from traffic, for one API.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Learner {
+    /// Not saved: the configuration in force applies.
+    #[serde(skip)]
     cfg: Config,
     key: Key,
     nodes: Vec<Node>,
     live: usize,
+    /// Not saved: staged values start over after a restart.
+    #[serde(skip)]
     staging: CountMin,
     since: u64,
     refused: u64,
@@ -531,6 +535,21 @@ impl Learner {
         }
     }
 
+    /// The learner as JSON (what it learned, not the staging sketch).
+    pub fn save(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A learner saved by [`Learner::save`], under the configuration `cfg`.
+    pub fn restore(cfg: Config, saved: &str) -> Result<Self, String> {
+        let mut l: Learner = serde_json::from_str(saved).map_err(|e| e.to_string())?;
+        if l.nodes.is_empty() || l.live > l.nodes.len() {
+            return Err("not a saved learner".into());
+        }
+        l.cfg = cfg;
+        Ok(l)
+    }
+
     /// The learned template a request falls under, when its endpoint exists (nothing is
     /// created or counted).
     pub fn template_of(&self, method: &str, path: &str) -> Option<String> {
@@ -663,6 +682,27 @@ mod tests {
         l.observe(&obs("GET", "/pets"));
         let t: Vec<_> = l.endpoints().into_iter().map(|e| e.template).collect();
         assert_eq!(t, ["/pets", "/pets/{int}"]);
+    }
+
+    #[test]
+    fn a_saved_learner_restores_what_it_learned() {
+        let mut l = Learner::with_key(Config::default(), Key(1, 2));
+        for p in [
+            "/pets/1",
+            "/pets/2",
+            "/pets",
+            "/pets",
+            "/shops/abc",
+            "/shops/abc",
+        ] {
+            l.observe(&obs("GET", p));
+        }
+        let saved = l.save();
+        let r = Learner::restore(Config::default(), &saved).unwrap();
+        assert_eq!(r.endpoints(), l.endpoints());
+        assert_eq!(r.usage().nodes, l.usage().nodes);
+        assert!(Learner::restore(Config::default(), "{}").is_err());
+        assert!(Learner::restore(Config::default(), "nonsense").is_err());
     }
 
     #[test]

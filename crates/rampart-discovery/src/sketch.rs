@@ -5,7 +5,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 /// SipHash-2-4 under a 128-bit key.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Key(pub u64, pub u64);
 
 impl Key {
@@ -82,6 +82,38 @@ fn slot(h: u64, row: usize) -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hll {
     reg: Box<[u8; 256]>,
+}
+
+/// Saved as hex (an empty string when nothing was added).
+impl serde::Serialize for Hll {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.reg.iter().all(|r| *r == 0) {
+            return s.serialize_str("");
+        }
+        let mut hex = String::with_capacity(512);
+        for r in self.reg.iter() {
+            hex.push_str(&format!("{r:02x}"));
+        }
+        s.serialize_str(&hex)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hll {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(d)?;
+        let mut h = Hll::default();
+        if hex.is_empty() {
+            return Ok(h);
+        }
+        if hex.len() != 512 {
+            return Err(serde::de::Error::custom("a HyperLogLog is 256 hex bytes"));
+        }
+        for (i, r) in h.reg.iter_mut().enumerate() {
+            *r = u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(h)
+    }
 }
 
 impl Default for Hll {

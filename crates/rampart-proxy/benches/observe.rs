@@ -18,6 +18,7 @@ use rampart_proxy::discovery::{Discovery, DiscoverySettings, Observation};
 fn bench(c: &mut Criterion) {
     let d = Discovery::start(&DiscoverySettings {
         session: vec![rampart_config::SessionSource::Consumer],
+        state: None,
         channel_capacity: 65_536,
         max_nodes_per_api: 50_000,
         orphan_after: std::time::Duration::from_secs(86_400),

@@ -71,6 +71,8 @@ pub struct Discovery {
     key: rampart_discovery::sketch::Key,
     /// What identifies a session (replaced at a reload).
     pub sessions: arc_swap::ArcSwap<Vec<rampart_config::SessionSource>>,
+    /// Where what was learned is kept across restarts.
+    store: Option<Arc<Mutex<rusqlite::Connection>>>,
     /// Observations dropped because the queue was full.
     pub dropped: AtomicU64,
     /// Observations learned.
@@ -84,21 +86,29 @@ impl Discovery {
     /// Starts the worker.
     pub fn start(s: &DiscoverySettings) -> std::io::Result<Arc<Self>> {
         let (tx, rx) = sync_channel(s.channel_capacity);
-        let learners: Arc<Mutex<BTreeMap<Arc<str>, PerApi>>> = Arc::default();
-        let learned = Arc::new(AtomicU64::new(0));
         let cfg = Config {
             max_nodes: s.max_nodes_per_api,
             ..Config::default()
         };
-        let (l2, n2) = (learners.clone(), learned.clone());
+        let (store, saved) = match &s.state {
+            None => (None, BTreeMap::new()),
+            Some(path) => {
+                let (c, saved) = open_store(path, &cfg).map_err(std::io::Error::other)?;
+                (Some(Arc::new(Mutex::new(c))), saved)
+            }
+        };
+        let learners: Arc<Mutex<BTreeMap<Arc<str>, PerApi>>> = Arc::new(Mutex::new(saved));
+        let learned = Arc::new(AtomicU64::new(0));
+        let (l2, n2, s2) = (learners.clone(), learned.clone(), store.clone());
         std::thread::Builder::new()
             .name("rampart-discovery".into())
-            .spawn(move || worker(&rx, &l2, &n2, &cfg))?;
+            .spawn(move || worker(&rx, &l2, &n2, &cfg, s2.as_deref()))?;
         Ok(Arc::new(Self {
             tx,
             learners,
             key: rampart_discovery::sketch::Key::random(),
             sessions: arc_swap::ArcSwap::from_pointee(s.session.clone()),
+            store,
             dropped: AtomicU64::new(0),
             learned,
             started_ms: std::time::SystemTime::now()
@@ -129,6 +139,14 @@ impl Discovery {
                 .insert(api.to_string(), (p.learner.endpoints(), p.learner.usage()));
         }
         out
+    }
+
+    /// Writes what was learned to the state file (the worker does every minute; shutdown
+    /// calls this).
+    pub fn save(&self) {
+        if let Some(store) = &self.store {
+            save(&self.learners, store);
+        }
     }
 
     /// The keyed hash of a session key (a consumer's name, a client address).
@@ -333,23 +351,100 @@ fn template_matches(declared: &str, learned: &[&str]) -> bool {
             .all(|(a, b)| (a.starts_with('{') && a.ends_with('}')) || a == b)
 }
 
+/// Opens (creating) the state file and restores what it holds.
+fn open_store(
+    path: &std::path::Path,
+    cfg: &Config,
+) -> Result<(rusqlite::Connection, BTreeMap<Arc<str>, PerApi>), String> {
+    let c = rusqlite::Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE IF NOT EXISTS learned (api TEXT PRIMARY KEY, state TEXT NOT NULL, saved_ms INTEGER NOT NULL);",
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    {
+        let mut st = c
+            .prepare("SELECT api, state FROM learned")
+            .map_err(|e| e.to_string())?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| e.to_string())?;
+        for row in rows.flatten() {
+            match Learner::restore(cfg.clone(), &row.1) {
+                Ok(learner) => {
+                    out.insert(Arc::from(row.0.as_str()), PerApi::new(learner));
+                }
+                Err(e) => {
+                    tracing::warn!(api = %row.0, error = %e, "Discovery: a saved state could not be read; that API starts over.");
+                }
+            }
+        }
+    }
+    Ok((c, out))
+}
+
+fn save(learners: &Mutex<BTreeMap<Arc<str>, PerApi>>, store: &Mutex<rusqlite::Connection>) {
+    let states: Vec<(String, String)> = learners
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(api, p)| (api.to_string(), p.learner.save()))
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut c = store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let result = c.transaction().and_then(|tx| {
+        for (api, state) in &states {
+            tx.execute(
+                "INSERT INTO learned (api, state, saved_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(api) DO UPDATE SET state = excluded.state, saved_ms = excluded.saved_ms",
+                rusqlite::params![api, state, now],
+            )?;
+        }
+        tx.commit()
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "Discovery: what was learned could not be saved.");
+    }
+}
+
+impl PerApi {
+    fn new(learner: Learner) -> Self {
+        Self {
+            learner,
+            peaks: PeakTracker::new(600, 250_000),
+            by_source: [0; 8],
+            ip_sessions: 0,
+        }
+    }
+}
+
 fn worker(
     rx: &Receiver<Observation>,
     learners: &Mutex<BTreeMap<Arc<str>, PerApi>>,
     learned: &AtomicU64,
     cfg: &Config,
+    store: Option<&Mutex<rusqlite::Connection>>,
 ) {
+    let mut last_save = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
+        if let Some(store) = store {
+            if last_save.elapsed() >= std::time::Duration::from_secs(60) {
+                last_save = std::time::Instant::now();
+                save(learners, store);
+            }
+        }
         let mut ls = learners
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut one = |o: Observation| {
-            let p = ls.entry(o.api.clone()).or_insert_with(|| PerApi {
-                learner: Learner::new(cfg.clone()),
-                peaks: PeakTracker::new(600, 250_000),
-                by_source: [0; 8],
-                ip_sessions: 0,
-            });
+            let p = ls
+                .entry(o.api.clone())
+                .or_insert_with(|| PerApi::new(Learner::new(cfg.clone())));
             p.learner.observe(&Seen {
                 method: o.method.as_str(),
                 path: &o.path,

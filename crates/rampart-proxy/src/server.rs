@@ -278,6 +278,9 @@ impl Gateway {
             t.abort();
         }
         self.shared.events.flush().await;
+        if let Some(d) = self.shared.discovery.load_full() {
+            let _ = tokio::task::spawn_blocking(move || d.save()).await;
+        }
         if let Some(w) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || w.stop()).await;
         }

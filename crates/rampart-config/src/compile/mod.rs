@@ -196,6 +196,7 @@ pub fn compile(
         }
         ok.then(|| {
             d.enabled.then_some(DiscoverySettings {
+                state: (d.state != "off" && !d.state.is_empty()).then(|| base_dir.join(&d.state)),
                 session,
                 channel_capacity: d.channel_capacity as usize,
                 max_nodes_per_api: d.max_nodes_per_api as usize,
