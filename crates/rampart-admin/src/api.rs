@@ -613,6 +613,7 @@ async fn discovery(State(st): St) -> Response {
                 "api": api,
                 "endpoints": endpoints.iter().map(|e| json!({
                     "method": e.method, "template": e.template, "hits": e.hits,
+                    "status": {"1xx": e.statuses[0], "2xx": e.statuses[1], "3xx": e.statuses[2], "4xx": e.statuses[3], "5xx": e.statuses[4]},
                 })).collect::<Vec<_>>(),
                 "nodes": usage.nodes,
                 "bytes": usage.bytes,
@@ -812,6 +813,7 @@ async fn discovery_overlay(State(st): St, p: Result<Query<ApiParam>, QueryReject
                     rel.to_owned()
                 },
                 hits: f.requests,
+                statuses: [0; 5],
             }
         })
         .collect();

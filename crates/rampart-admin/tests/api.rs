@@ -735,6 +735,14 @@ async fn discovery_learns_templates_from_traffic() {
                 })
                 .collect();
             assert!(app["nodes"].as_u64().unwrap() >= 3);
+            let items = app["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["template"] == "/items/{int}")
+                .unwrap();
+            assert_eq!(items["status"]["2xx"], 29);
+            assert_eq!(items["status"]["5xx"], 0);
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -152,6 +152,9 @@ struct Node {
     own: Sigs,
     hits: u64,
     methods: BTreeMap<String, u64>,
+    /// Per method, responses by status class (1xx to 5xx), failures included.
+    #[serde(default)]
+    statuses: BTreeMap<String, [u64; 5]>,
 }
 
 impl Node {
@@ -165,6 +168,7 @@ impl Node {
             own: Sigs::default(),
             hits: 0,
             methods: BTreeMap::new(),
+            statuses: BTreeMap::new(),
         }
     }
 }
@@ -178,6 +182,8 @@ pub struct Endpoint {
     pub template: String,
     /// Successful requests seen.
     pub hits: u64,
+    /// Responses by status class, 1xx to 5xx (failures of a learned endpoint count here).
+    pub statuses: [u64; 5],
 }
 
 /// What the learner holds, for budgets and tests.
@@ -320,6 +326,8 @@ impl Learner {
         if create {
             *n.methods.entry(o.method.to_owned()).or_default() += 1;
         }
+        let class = usize::from((o.status / 100).clamp(1, 5) - 1);
+        n.statuses.entry(o.method.to_owned()).or_default()[class] += 1;
     }
 
     /// Counts the weak segments below a staged one, without creating anything.
@@ -502,6 +510,12 @@ impl Learner {
         {
             let t = &mut self.nodes[into];
             t.hits += f.hits;
+            for (m, s) in &f.statuses {
+                let e = t.statuses.entry(m.clone()).or_default();
+                for (a, b) in e.iter_mut().zip(s) {
+                    *a += b;
+                }
+            }
             for (m, n) in &f.methods {
                 *t.methods.entry(m.clone()).or_default() += n;
             }
@@ -596,6 +610,7 @@ impl Learner {
                 method: m.clone(),
                 template: template.clone(),
                 hits: *hits,
+                statuses: n.statuses.get(m).copied().unwrap_or_default(),
             });
         }
         let children = n
@@ -703,6 +718,28 @@ mod tests {
         assert_eq!(r.usage().nodes, l.usage().nodes);
         assert!(Learner::restore(Config::default(), "{}").is_err());
         assert!(Learner::restore(Config::default(), "nonsense").is_err());
+    }
+
+    #[test]
+    fn endpoints_count_their_status_classes() {
+        let mut l = Learner::with_key(Config::default(), Key(1, 2));
+        for (p, s) in [
+            ("/pets/1", 200),
+            ("/pets/2", 200),
+            ("/pets/3", 201),
+            ("/pets/4", 404),
+            ("/pets/5", 503),
+        ] {
+            l.observe(&Observation {
+                status: s,
+                ..obs("GET", p)
+            });
+        }
+        let e = l.endpoints();
+        assert_eq!(e.len(), 1);
+        // The first request only staged `pets`: two of the three successes count.
+        assert_eq!(e[0].statuses, [0, 2, 0, 1, 1]);
+        assert_eq!(e[0].hits, 2);
     }
 
     #[test]
