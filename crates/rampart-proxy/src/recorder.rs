@@ -9,7 +9,6 @@
 //! decodes compressed bodies and masks what the DLP scanner finds in them, then writes and
 //! rotates the files (mode 0600).
 
-use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -555,36 +554,18 @@ fn pseudonym_for(
     None
 }
 
+/// Decodes a compressed body with the DLP stage's decoder; `None` for an unknown coding,
+/// bad data, or more than `max` bytes decoded (then it cannot be scanned whole).
 fn decode(enc: &str, data: &[u8], max: usize) -> Option<(Vec<u8>, bool)> {
-    let mut out = Vec::new();
-    let limit = max as u64 + 1;
-    let r = match enc {
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(data)
-            .take(limit)
-            .read_to_end(&mut out),
-        "deflate" => {
-            // Servers send zlib-wrapped or raw deflate under this name.
-            let zr = flate2::read::ZlibDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out);
-            if zr.is_err() {
-                out.clear();
-                flate2::read::DeflateDecoder::new(data)
-                    .take(limit)
-                    .read_to_end(&mut out)
-            } else {
-                zr
-            }
-        }
-        "br" => brotli_decompressor::Decompressor::new(data, 4096)
-            .take(limit)
-            .read_to_end(&mut out),
+    use rampart_stages::dlp::Coding;
+    let coding = match enc {
+        "gzip" | "x-gzip" => Coding::Gzip,
+        "deflate" => Coding::Deflate,
+        "br" => Coding::Brotli,
         _ => return None,
     };
-    r.ok()?;
-    let cut = out.len() > max;
-    out.truncate(max);
-    Some((out, cut))
+    let out = rampart_stages::dlp::decode_all(coding, data, max as u64).ok()?;
+    Some((out, false))
 }
 
 #[cfg(test)]
